@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing the gateway needs on Debian 12, as root.
+# Idempotent and quick when everything is already there.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config ca-certificates git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
+  libspdlog-dev libhiredis-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  redis-server curl
+)
+# Node.js runs the lint tools (buf); any Node >= 18 with npm will do, Debian's or another.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: run as root (or install these packages): ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,89 @@
+// Time, injected. The limiter, the cache and retry back-off read a Clock and wait on Timers, so
+// tests move time by hand (FakeClock) instead of sleeping.
+//
+// Timers run callbacks at (or after) their time on a thread of their own; a callback must not
+// block. RealTimers uses one thread that sleeps until the earliest timer: no polling.
+#ifndef SAG_SERVICE_COMMON_CLOCK_H_
+#define SAG_SERVICE_COMMON_CLOCK_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <thread>
+#include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace sag {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual absl::Time Now() const = 0;
+};
+
+// absl::Now(). Shared, never destroyed.
+Clock* RealClock();
+
+class Timers {
+ public:
+  using TimerId = uint64_t;
+  virtual ~Timers() = default;
+  // Runs `fn` once at or after `when` (at once, on the timer thread, when `when` has passed).
+  // Never runs `fn` on the calling thread. Thread-safe.
+  virtual TimerId Schedule(absl::Time when, std::function<void()> fn) = 0;
+  // Prevents a pending timer from running; returns false when it already ran or is running.
+  virtual bool Cancel(TimerId id) = 0;
+};
+
+// One thread, sleeping until the earliest timer. Destruction drops pending timers.
+class RealTimers final : public Timers {
+ public:
+  RealTimers();
+  ~RealTimers() override;
+  TimerId Schedule(absl::Time when, std::function<void()> fn) override;
+  bool Cancel(TimerId id) override;
+  size_t Pending();
+
+ private:
+  void Loop();
+  absl::Mutex mu_;
+  std::multimap<absl::Time, TimerId> by_time_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<TimerId, std::pair<absl::Time, std::function<void()>>> timers_
+      ABSL_GUARDED_BY(mu_);
+  TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+// A clock that moves only when told, with timers that fire as it moves (on the thread that calls
+// Advance/Set, in time order). For tests.
+class FakeClock final : public Clock, public Timers {
+ public:
+  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1795000000));
+  absl::Time Now() const override;
+  TimerId Schedule(absl::Time when, std::function<void()> fn) override;
+  bool Cancel(TimerId id) override;
+  // Moves time forward by `d`, running every timer that comes due, in order.
+  void Advance(absl::Duration d);
+  // Runs timers already due without moving time (those scheduled "now").
+  void RunDue() { Advance(absl::ZeroDuration()); }
+  size_t Pending() const;
+
+ private:
+  mutable absl::Mutex mu_;
+  absl::Time now_ ABSL_GUARDED_BY(mu_);
+  std::multimap<absl::Time, TimerId> by_time_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<TimerId, std::pair<absl::Time, std::function<void()>>> timers_
+      ABSL_GUARDED_BY(mu_);
+  TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+};
+
+}  // namespace sag
+
+#endif  // SAG_SERVICE_COMMON_CLOCK_H_
