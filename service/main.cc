@@ -3,27 +3,49 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "service/auth/token_source.h"
+#include "service/cache/in_memory_store.h"
+#include "service/cache/listing_cache.h"
+#include "service/common/clock.h"
+#include "service/config/config.h"
+#include "service/operations/operation_table.h"
+#include "service/ratelimit/budget_store.h"
+#include "service/ratelimit/limiter.h"
+#include "service/ratelimit/limits.h"
+#include "service/ratelimit/preview_quota.h"
+#include "service/ratelimit/retry.h"
 #include "service/server/audiences_service.h"
 #include "service/server/gateway.h"
+#include "service/telemetry/gateway_metrics.h"
+#include "service/telemetry/logger.h"
+#include "service/telemetry/metrics.h"
+#include "service/telemetry/metrics_server.h"
 #include "service/upstream/curl_multi_client.h"
+
+#ifndef SAG_VERSION
+#define SAG_VERSION "0.0.0"
+#endif
 
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051",
           "gRPC listen address, host:port (port 0 picks a free port and prints it).");
@@ -32,29 +54,117 @@ ABSL_FLAG(std::string, upstream_url, "https://api.segmentapis.com",
 ABSL_FLAG(std::string, token_file, "",
           "File holding the Segment bearer token, re-read when it changes. Without it the "
           "token comes from the SEGMENT_API_TOKEN environment variable.");
+ABSL_FLAG(std::string, config, "",
+          "YAML or JSON file: any flag by name (the command line wins), and `workspaces` "
+          "(name, token_file, spaces, upstream_url).");
+ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464",
+          "HTTP address serving Prometheus /metrics; empty disables it.");
+ABSL_FLAG(std::string, rate_limits, "",
+          "Per-operation limit overrides, OP=N/DURATION,... with OP an RPC name or `default` "
+          "(operations without a documented limit; 60/1m when unset), e.g. "
+          "ListAudiences=30/1m,default=100/1m.");
+ABSL_FLAG(std::string, cache_ttl, "30s", "Listing cache freshness (an absl duration).");
+ABSL_FLAG(int64_t, cache_max_bytes, 64 << 20,
+          "Listing cache size bound in bytes (least recently used entries are evicted); 0 "
+          "disables the cache.");
+ABSL_FLAG(absl::Duration, cache_stale_while_revalidate, absl::Seconds(30),
+          "After --cache_ttl, how long a listing is still answered (x-cache: stale) while one "
+          "background call refreshes it.");
+ABSL_FLAG(absl::Duration, cache_stale_if_error, absl::Minutes(5),
+          "After --cache_ttl, how long a listing may be answered (x-cache: stale) when the "
+          "upstream fails or the rate-limit wait exceeds the caller's deadline.");
+ABSL_FLAG(std::string, redis_url, "",
+          "Redis for limits and cache shared by several replicas; none = in-process.");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(30),
           "Longest wait for one upstream request (the caller's deadline may cut it shorter).");
 ABSL_FLAG(int, upstream_max_connections, 64,
           "Most simultaneous connections to the upstream host (HTTP/2 multiplexes over fewer).");
+ABSL_FLAG(int, queue_max, 10000,
+          "Most calls waiting for a rate-limit slot per operation; more are refused with "
+          "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, upstream_max_attempts, 4,
+          "Attempts (first one included) of a read on 5xx, connection failure or upstream timeout.");
+ABSL_FLAG(int, preview_monthly_quota, 700,
+          "CreateAudiencePreview calls allowed per space per calendar month (UTC).");
+ABSL_FLAG(std::string, preview_quota_file, "",
+          "State file keeping the monthly preview counts across restarts; empty = in memory.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
-          "On SIGTERM/SIGINT, how long in-flight calls may take to finish before exit.");
+          "On SIGTERM/SIGINT, how long in-flight and queued calls may take to finish.");
+ABSL_FLAG(sag::telemetry::LogLevel, log_level, sag::telemetry::LogLevel::kInfo,
+          "Least level logged: debug, info, warn or error.");
 
 namespace {
 
 constexpr char kServiceName[] = "segment.audiences.v1.AudiencesService";
 
-void Die(const std::string& message, int code = 2) {
+[[noreturn]] void Die(const std::string& message, int code = 2) {
   std::cerr << "audiences-gateway: " << message << std::endl;
   std::exit(code);
+}
+
+std::vector<absl::string_view> RpcNames() {
+  std::vector<absl::string_view> names;
+  for (const auto& op : sag::ops::Operations()) names.push_back(op.rpc);
+  return names;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  usage.version_string = [] { return std::string("audiences-gateway " SAG_VERSION "\n"); };
+  usage.contains_helpshort_flags = [](absl::string_view) { return true; };
+  usage.contains_help_flags = [](absl::string_view f) {
+    return absl::StrContains(f, "service/") || absl::StrContains(f, "main.cc");
+  };
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "gRPC gateway to Segment's Public API Audiences operations.\n"
-      "Usage: audiences-gateway [--listen=ADDR] [--upstream_url=URL] [--token_file=FILE]");
+      "Usage: audiences-gateway [--config=FILE] [--listen=ADDR] [--upstream_url=URL] "
+      "[--token_file=FILE] ...");
+  std::set<std::string> given = sag::config::FlagsSetOnCommandLine(argc, argv);
   absl::ParseCommandLine(argc, argv);
+
+  // The config file: flags it names (the command line wins), and the workspace.
+  std::string token_file = absl::GetFlag(FLAGS_token_file);
+  std::string workspace_name = "default";
+  if (std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    auto root = sag::config::LoadConfigFile(path);
+    if (!root.ok()) Die(std::string(root.status().message()), sag::config::kConfigErrorExitCode);
+    absl::Status applied = sag::config::ApplyFlagsFromConfig(*root, given);
+    if (!applied.ok()) Die(std::string(applied.message()), sag::config::kConfigErrorExitCode);
+    auto workspaces = sag::config::ParseWorkspaces(*root);
+    if (!workspaces.ok()) {
+      Die(std::string(workspaces.status().message()), sag::config::kConfigErrorExitCode);
+    }
+    if (workspaces->size() > 1) {
+      Die("config: this version serves one workspace; `workspaces` lists " +
+              std::to_string(workspaces->size()),
+          sag::config::kConfigErrorExitCode);
+    }
+    if (workspaces->size() == 1) {
+      const auto& ws = workspaces->front();
+      workspace_name = ws.name;
+      if (given.count("token_file") == 0) token_file = ws.token_file;
+      if (ws.upstream_url && given.count("upstream_url") == 0) {
+        absl::SetFlag(&FLAGS_upstream_url, *ws.upstream_url);
+      }
+    }
+    if (given.count("token_file") == 0 && workspaces->empty()) {
+      token_file = absl::GetFlag(FLAGS_token_file);
+    }
+  }
+
+  sag::telemetry::Logger logger(absl::GetFlag(FLAGS_log_level));
+  if (!absl::GetFlag(FLAGS_redis_url).empty()) {
+    Die("--redis_url: shared state in Redis is not in this build yet; run one replica, or "
+        "leave --redis_url empty");
+  }
+  absl::Duration cache_ttl;
+  if (!absl::ParseDuration(absl::GetFlag(FLAGS_cache_ttl), &cache_ttl) ||
+      cache_ttl < absl::ZeroDuration()) {
+    Die("--cache_ttl: not a duration: '" + absl::GetFlag(FLAGS_cache_ttl) + "'");
+  }
 
   // Signals are taken by a dedicated thread; block them everywhere else first.
   sigset_t signals;
@@ -64,26 +174,133 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   std::unique_ptr<sag::auth::TokenSource> tokens;
-  std::string token_file = absl::GetFlag(FLAGS_token_file);
   if (!token_file.empty()) {
     tokens = std::make_unique<sag::auth::FileTokenSource>(token_file);
   } else {
     const char* env = std::getenv("SEGMENT_API_TOKEN");
     tokens = std::make_unique<sag::auth::StaticTokenSource>(env != nullptr ? env : "");
   }
+  if (auto t = tokens->Token(); t.ok()) {
+    logger.AddSecret(*t);
+  } else {
+    logger.Warn("no Segment token yet; calls fail with UNAVAILABLE until one is loaded",
+                {{"workspace", workspace_name}, {"reason", std::string(t.status().message())}});
+  }
+
+  // Rate limits.
+  sag::GatewayOptions options;
+  options.workspace = workspace_name;
+  options.upstream_url = absl::GetFlag(FLAGS_upstream_url);
+  auto overrides = sag::ratelimit::ParseRateLimits(absl::GetFlag(FLAGS_rate_limits), RpcNames());
+  if (!overrides.ok()) Die("--rate_limits: " + std::string(overrides.status().message()));
+  options.rate_limits = *overrides;
+  if (auto it = overrides->find(std::string(sag::ratelimit::kDefaultOp)); it != overrides->end()) {
+    options.api_default = it->second;
+  }
+  if (absl::GetFlag(FLAGS_queue_max) < 1) Die("--queue_max must be at least 1");
+  if (absl::GetFlag(FLAGS_upstream_max_attempts) < 1) Die("--upstream_max_attempts must be >= 1");
+  if (absl::GetFlag(FLAGS_upstream_timeout) <= absl::ZeroDuration()) {
+    Die("--upstream_timeout must be positive");
+  }
+
+  // Metrics.
+  sag::telemetry::Registry registry;
+  auto metrics = sag::telemetry::GatewayMetrics::Create(&registry, SAG_VERSION);
+  if (!metrics.ok()) Die(std::string(metrics.status().message()), 1);
+  sag::telemetry::GatewayMetrics* m = metrics->get();
+
+  // The cache is declared before the timers so that no timer can fire into a destroyed cache.
+  std::unique_ptr<sag::cache::ListingCache> cache;
+  std::shared_ptr<sag::cache::InMemoryStore> cache_store;
+  if (absl::GetFlag(FLAGS_cache_max_bytes) < 0) Die("--cache_max_bytes must be >= 0");
+  if (absl::GetFlag(FLAGS_cache_max_bytes) > 0) {
+    sag::cache::InMemoryStore::Options so;
+    so.max_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_cache_max_bytes));
+    so.max_entry_bytes = std::min<size_t>(so.max_entry_bytes, so.max_bytes);
+    cache_store = std::make_shared<sag::cache::InMemoryStore>(so);
+    sag::cache::ListingCache::Options co;
+    co.ttl = cache_ttl;
+    co.stale_while_revalidate = absl::GetFlag(FLAGS_cache_stale_while_revalidate);
+    co.stale_if_error = absl::GetFlag(FLAGS_cache_stale_if_error);
+    if (co.stale_while_revalidate < absl::ZeroDuration() ||
+        co.stale_if_error < absl::ZeroDuration()) {
+      Die("--cache_stale_while_revalidate and --cache_stale_if_error must be >= 0");
+    }
+    cache = std::make_unique<sag::cache::ListingCache>(cache_store, co);
+    m->cache_entries->Get()->SetCallback(
+        [c = cache.get()] { return static_cast<double>(c->stats().store.entries); });
+    m->cache_bytes->Get()->SetCallback(
+        [c = cache.get()] { return static_cast<double>(c->stats().store.bytes); });
+  }
+
+  sag::RealTimers timers;
+  sag::ratelimit::InProcessBudgetStore budget;
+  sag::ratelimit::LimiterOptions limiter_options;
+  limiter_options.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_queue_max));
+  limiter_options.on_answer = [m](const sag::ratelimit::AnswerEvent& e) {
+    absl::string_view rpc = e.lane.substr(e.lane.rfind('/') + 1);
+    if (e.outcome == sag::ratelimit::Outcome::kAdmitted) {
+      m->queue_wait->WithLabels({std::string(rpc)})->ObserveDuration(e.waited);
+    } else if (e.outcome == sag::ratelimit::Outcome::kQueueFull ||
+               e.outcome == sag::ratelimit::Outcome::kDeadlineRefused) {
+      m->ratelimit_rejected->WithLabels({std::string(rpc)})->Increment();
+    }
+  };
+  sag::ratelimit::Limiter limiter(&budget, sag::RealClock(), &timers, limiter_options);
+  for (const auto& op : sag::ops::Operations()) {
+    std::string lane = absl::StrCat(workspace_name, "/", op.rpc);
+    m->queue_depth->WithLabels({std::string(op.rpc)})->SetCallback([&limiter, lane] {
+      return static_cast<double>(limiter.QueueDepth(lane));
+    });
+  }
+
+  sag::ratelimit::PreviewQuotaOptions quota_options;
+  quota_options.path = absl::GetFlag(FLAGS_preview_quota_file);
+  quota_options.limit = absl::GetFlag(FLAGS_preview_monthly_quota);
+  auto quota = sag::ratelimit::LocalPreviewQuota::Open(quota_options);
+  if (!quota.ok()) Die("--preview_quota_file: " + std::string(quota.status().message()));
+  sag::ratelimit::RetryBudget retry_budget(sag::RealClock());
+  sag::ratelimit::Backoff backoff;
 
   sag::upstream::CurlOptions curl;
   curl.max_host_connections = absl::GetFlag(FLAGS_upstream_max_connections);
+  curl.user_agent = "segment-audiences-gateway/" SAG_VERSION;
   if (curl.max_host_connections < 1) Die("--upstream_max_connections must be at least 1");
   sag::upstream::CurlMultiClient http(curl);
 
-  sag::GatewayOptions options;
-  options.upstream_url = absl::GetFlag(FLAGS_upstream_url);
-  options.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
-  if (options.upstream_timeout <= absl::ZeroDuration()) Die("--upstream_timeout must be positive");
-  auto gateway = sag::Gateway::Create(options, &http, tokens.get());
+  sag::ExchangeEnv env;
+  env.http = &http;
+  env.clock = sag::RealClock();
+  env.timers = &timers;
+  env.limiter = &limiter;
+  env.quota = quota->get();
+  env.retry_budget = &retry_budget;
+  env.backoff = &backoff;
+  env.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
+  env.max_attempts = absl::GetFlag(FLAGS_upstream_max_attempts);
+  env.on_attempt = [m](absl::string_view rpc, long status, absl::Duration took) {
+    std::string op(rpc);
+    m->upstream_requests->WithLabels({op, status == 0 ? "error" : std::to_string(status)})
+        ->Increment();
+    m->upstream_duration->WithLabels({op})->ObserveDuration(took);
+    if (status == 429) m->upstream_429->WithLabels({op})->Increment();
+  };
+
+  sag::GatewayObservers observers{m, &logger};
+  sag::GatewayParts parts;
+  parts.cache = cache.get();
+  auto gateway = sag::Gateway::Create(options, &env, tokens.get(), parts, observers);
   if (!gateway.ok()) Die(std::string(gateway.status().message()));
   sag::AudiencesServiceImpl service(gateway->get());
+
+  std::unique_ptr<sag::telemetry::MetricsServer> metrics_server;
+  if (std::string addr = absl::GetFlag(FLAGS_metrics_listen); !addr.empty()) {
+    sag::telemetry::MetricsServerOptions mo;
+    mo.address = addr;
+    metrics_server = std::make_unique<sag::telemetry::MetricsServer>(&registry, mo);
+    absl::Status st = metrics_server->Start();
+    if (!st.ok()) Die("--metrics_listen: " + std::string(st.message()), 1);
+  }
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -94,45 +311,63 @@ int main(int argc, char** argv) {
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) Die(absl::StrCat("cannot listen on ", listen), 1);
+
   auto* health = server->GetHealthCheckService();
   absl::Notification stopping;
+  uint64_t evictions_seen = 0;
   auto refresh_health = [&] {
-    bool serving = !stopping.HasBeenNotified() && tokens->Token().ok();
+    if (cache) {
+      uint64_t evictions = cache->stats().store.evictions;
+      if (evictions > evictions_seen) {
+        m->cache_evictions->Get()->Increment(static_cast<double>(evictions - evictions_seen));
+        evictions_seen = evictions;
+      }
+    }
+    auto token = tokens->Token();
+    if (token.ok()) logger.AddSecret(*token);
+    bool serving = !stopping.HasBeenNotified() && token.ok();
     health->SetServingStatus("", serving);
     health->SetServingStatus(kServiceName, serving);
   };
   refresh_health();
   std::string host = listen.substr(0, listen.rfind(':'));
+  std::string normalized = sag::Gateway::NormalizeBaseUrl(options.upstream_url).value_or("?");
   std::cout << "audiences-gateway listening on " << host << ":" << port << " (upstream "
-            << (*gateway)->NormalizeBaseUrl(options.upstream_url).value_or("?") << ")"
-            << std::endl;
+            << normalized << ")" << std::endl;
+  logger.Info("started", {{"listen", absl::StrCat(host, ":", port)},
+                          {"upstream", normalized},
+                          {"workspace", workspace_name},
+                          {"metrics", metrics_server ? absl::StrCat(metrics_server->host(), ":",
+                                                                    metrics_server->port())
+                                                     : ""},
+                          {"version", SAG_VERSION}});
 
   std::thread health_thread([&] {
     while (!stopping.WaitForNotificationWithTimeout(absl::Seconds(1))) refresh_health();
   });
 
+  const absl::Duration grace = absl::GetFlag(FLAGS_shutdown_grace);
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);
-    std::cerr << "audiences-gateway: signal " << sig << ", draining for up to "
-              << absl::FormatDuration(absl::GetFlag(FLAGS_shutdown_grace)) << std::endl;
+    logger.Info("shutting down", {{"signal", sig}, {"grace", absl::FormatDuration(grace)}});
     stopping.Notify();
     health->SetServingStatus("", false);
     health->SetServingStatus(kServiceName, false);
     std::thread second([&] {
       int again = 0;
       sigwait(&signals, &again);
-      std::cerr << "audiences-gateway: second signal, exiting now" << std::endl;
+      logger.Warn("second signal, exiting now", {{"signal", again}});
       _exit(1);
     });
     second.detach();
-    server->Shutdown(std::chrono::system_clock::now() +
-                     absl::ToChronoSeconds(absl::GetFlag(FLAGS_shutdown_grace)));
+    server->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   });
 
   server->Wait();
   signal_thread.join();
   health_thread.join();
-  std::cerr << "audiences-gateway: stopped" << std::endl;
+  if (metrics_server) metrics_server->Stop();
+  logger.Info("stopped");
   return 0;
 }

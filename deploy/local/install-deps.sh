@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
   libspdlog-dev libhiredis-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server curl
+  redis-server curl python3 python3-prometheus-client
 )
 # Node.js runs the lint tools (buf); any Node >= 18 with npm will do, Debian's or another.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

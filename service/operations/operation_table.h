@@ -40,6 +40,7 @@ struct Operation {
   bool cacheable;                  // A listing the gateway may answer from its cache.
   int max_page_count;              // Upper bound of pagination.count; 0: not paginated.
   RateLimit limit;                 // Documented limit.
+  bool space_monthly_quota;        // Counts against the per-space monthly quota (previews).
   std::vector<absl::string_view> invalidates;  // Listings a successful call makes stale.
 };
 

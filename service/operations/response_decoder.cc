@@ -61,6 +61,16 @@ absl::StatusCode CodeFor(long status) {
 
 }  // namespace
 
+std::optional<absl::Time> ParseHttpDate(absl::string_view text) {
+  absl::Time when;
+  std::string err;
+  if (text.size() < 25 ||
+      !absl::ParseTime("%a, %d %b %Y %H:%M:%S", std::string(text.substr(0, 25)), &when, &err)) {
+    return std::nullopt;
+  }
+  return when;
+}
+
 absl::Duration RetryAfter(const upstream::HttpResponse& response, absl::Time now) {
   nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
   if (const nlohmann::json* errors = Errors(body)) {
@@ -75,12 +85,8 @@ absl::Duration RetryAfter(const upstream::HttpResponse& response, absl::Time now
       }
     }
   }
-  absl::string_view reset = response.Header("x-ratelimit-reset");
-  absl::Time when;
-  std::string err;
-  if (!reset.empty() && absl::ParseTime("%a, %d %b %Y %H:%M:%S", std::string(reset.substr(0, 25)),
-                                        &when, &err)) {
-    absl::Duration d = when - now;
+  if (std::optional<absl::Time> when = ParseHttpDate(response.Header("x-ratelimit-reset"))) {
+    absl::Duration d = *when - now;
     if (d > absl::ZeroDuration() && d < absl::Hours(24 * 62)) return d;
   }
   return absl::Seconds(1);

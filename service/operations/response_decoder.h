@@ -12,9 +12,12 @@
 #ifndef SAG_SERVICE_OPERATIONS_RESPONSE_DECODER_H_
 #define SAG_SERVICE_OPERATIONS_RESPONSE_DECODER_H_
 
+#include <optional>
+
 #include <google/protobuf/message.h>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/upstream/http.h"
 
@@ -26,6 +29,9 @@ absl::Status DecodeResponse(const upstream::HttpResponse& response, google::prot
 
 // The error for a non-2xx response.
 absl::Status ErrorFromResponse(const upstream::HttpResponse& response, absl::Time now);
+
+// An RFC 5322 date as the API writes it (`Sat, 28 Nov 2026 12:00:00 GMT`), or nullopt.
+std::optional<absl::Time> ParseHttpDate(absl::string_view text);
 
 // How long a 429 asks to wait: msBeforeNext from the body, else X-RateLimit-Reset - now, else
 // one second.

@@ -3,63 +3,144 @@
 #include <atomic>
 #include <utility>
 
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <grpcpp/server_context.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "service/cache/keys.h"
 #include "service/common/status_util.h"
-#include "service/operations/response_decoder.h"
 
 namespace sag {
 namespace {
 
-// One call's shared state. Whoever claims it first (the upstream answer, or the caller's
-// cancellation) finishes the reactor; the other side then leaves the call alone.
-class UnaryCall;
-struct CallState {
-  UnaryCall* reactor = nullptr;
-  std::atomic<bool> claimed{false};
-  absl::Mutex mu;
-  uint64_t upstream_id ABSL_GUARDED_BY(mu) = 0;
-  bool cancelled ABSL_GUARDED_BY(mu) = false;
-  upstream::HttpClient* http = nullptr;
-
-  bool Claim() { return !claimed.exchange(true, std::memory_order_acq_rel); }
-};
-
+// A unary call's reactor. Whoever claims the call first (the exchange's answer, or the caller's
+// cancellation) finishes it; the other side then leaves it alone.
 class UnaryCall final : public grpc::ServerUnaryReactor {
  public:
-  explicit UnaryCall(std::shared_ptr<CallState> state) : state_(std::move(state)) {
-    state_->reactor = this;
-  }
-  void OnCancel() override {
-    if (!state_->Claim()) return;
-    uint64_t id;
+  bool Claim() { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+
+  // For a listing waiting in the cache: leaving means abandoning the wait.
+  void SetAbandon(std::function<void(absl::Status)> abandon) {
+    bool cancelled;
     {
-      absl::MutexLock lock(&state_->mu);
-      state_->cancelled = true;
-      id = state_->upstream_id;
+      absl::MutexLock lock(&mu_);
+      abandon_ = abandon;
+      cancelled = cancelled_;
     }
-    if (id != 0) state_->http->Cancel(id);
-    Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled by the caller"));
+    if (cancelled) abandon(absl::CancelledError("call cancelled by the caller"));
   }
+
+  void SetExchange(std::shared_ptr<Exchange> exchange) {
+    bool cancelled;
+    {
+      absl::MutexLock lock(&mu_);
+      exchange_ = exchange;
+      cancelled = cancelled_;
+    }
+    if (cancelled) exchange->Cancel();
+  }
+
+  void OnCancel() override {
+    std::shared_ptr<Exchange> exchange;
+    std::function<void(absl::Status)> abandon;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      exchange = exchange_;
+      abandon = abandon_;
+    }
+    if (exchange != nullptr) exchange->Cancel();
+    if (abandon) abandon(absl::CancelledError("call cancelled by the caller"));
+    if (Claim()) Finish(grpc::Status(grpc::StatusCode::CANCELLED, "call cancelled by the caller"));
+  }
+
   void OnDone() override { delete this; }
 
  private:
-  std::shared_ptr<CallState> state_;
+  std::atomic<bool> claimed_{false};
+  absl::Mutex mu_;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::shared_ptr<Exchange> exchange_ ABSL_GUARDED_BY(mu_);
+  std::function<void(absl::Status)> abandon_ ABSL_GUARDED_BY(mu_);
 };
 
-std::string Redact(std::string text, const std::string& secret) {
-  if (secret.size() >= 4 && absl::StrContains(text, secret)) {
-    text = absl::StrReplaceAll(text, {{secret, "[redacted]"}});
+std::string StringField(const google::protobuf::Message& m, const char* name) {
+  const auto* f = m.GetDescriptor()->FindFieldByName(name);
+  if (f == nullptr || f->type() != google::protobuf::FieldDescriptor::TYPE_STRING) return "";
+  return m.GetReflection()->GetString(m, f);
+}
+
+// A write whose outcome is certain not to have changed anything upstream.
+bool DefinitelyNotExecuted(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kFailedPrecondition:
+      return true;
+    default:
+      return false;
   }
-  return text;
+}
+
+std::string Metadata(const grpc::CallbackServerContext* context, absl::string_view key) {
+  const auto& md = context->client_metadata();
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), it->second.size());
 }
 
 }  // namespace
+
+struct Gateway::CallInfo {
+  std::string rpc;
+  std::string caller;
+  std::string space;
+  std::string request_id;
+  absl::Time start;
+  std::string cache;  // x-cache value, for listings.
+};
+
+void Gateway::Report(const CallInfo& info, const absl::Status& status,
+                     const ExchangeReport& report) {
+  absl::Duration latency = env_->clock->Now() - info.start;
+  absl::string_view code = telemetry::GrpcCodeName(static_cast<int>(status.code()));
+  if (telemetry::GatewayMetrics* m = observers_.metrics) {
+    m->calls->WithLabels({info.rpc, std::string(code)})->Increment();
+    m->call_duration->WithLabels({info.rpc})->ObserveDuration(latency);
+    m->calls_in_flight->Get()->Decrement();
+    int retries = std::max(0, report.attempts - 1);
+    if (retries > 0) m->upstream_retries->WithLabels({info.rpc})->Increment(retries);
+  }
+  if (telemetry::Logger* log = observers_.logger) {
+    telemetry::CallLog line;
+    line.level = status.ok() || status.code() == absl::StatusCode::kNotFound ||
+                         status.code() == absl::StatusCode::kInvalidArgument
+                     ? telemetry::LogLevel::kInfo
+                     : telemetry::LogLevel::kWarn;
+    if (!log->Enabled(line.level)) return;
+    line.rpc = info.rpc;
+    line.caller = info.caller;
+    line.workspace = options_.workspace;
+    line.space = info.space;
+    line.code = std::string(code);
+    line.latency = latency;
+    line.upstream_status = static_cast<int>(report.upstream_status);
+    line.cache = info.cache;
+    line.queue_wait = report.queue_wait;
+    line.retries = std::max(0, report.attempts - 1) + report.requeues_after_429;
+    line.request_id = info.request_id;
+    if (!status.ok()) line.error = std::string(status.message());
+    log->LogCall(line);
+  }
+}
 
 absl::StatusOr<std::string> Gateway::NormalizeBaseUrl(absl::string_view url) {
   std::string u(url);
@@ -78,13 +159,17 @@ absl::StatusOr<std::string> Gateway::NormalizeBaseUrl(absl::string_view url) {
 }
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options,
-                                                         upstream::HttpClient* http,
-                                                         auth::TokenSource* tokens) {
+                                                         const ExchangeEnv* env,
+                                                         auth::TokenSource* tokens,
+                                                         GatewayParts parts,
+                                                         GatewayObservers observers) {
   absl::StatusOr<std::string> base = NormalizeBaseUrl(options.upstream_url);
   if (!base.ok()) return base.status();
   options.upstream_url = *base;
-  std::unique_ptr<Gateway> gw(new Gateway(std::move(options), http, tokens));
-  const auto* service = segment::audiences::v1::GetAudienceRequest::descriptor()->file()->FindServiceByName("AudiencesService");
+  std::unique_ptr<Gateway> gw(new Gateway(std::move(options), env, tokens, parts, observers));
+  const auto* service =
+      segment::audiences::v1::GetAudienceRequest::descriptor()->file()->FindServiceByName(
+          "AudiencesService");
   for (const ops::Operation& op : ops::Operations()) {
     const auto* method = service->FindMethodByName(std::string(op.rpc));
     auto builder = ops::RequestBuilder::Create(op, method);
@@ -97,15 +182,47 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options,
   return gw;
 }
 
+void Gateway::InvalidateAfterWrite(const ops::Operation& op,
+                                   const google::protobuf::Message& request,
+                                   const absl::Status& status) {
+  if (parts_.cache == nullptr || op.invalidates.empty() || DefinitelyNotExecuted(status)) return;
+  std::string audience = op.rpc == "CreateAudience" ? "" : StringField(request, "id");
+  if (audience.empty()) audience = StringField(request, "audience_id");
+  for (const std::string& tag : cache::InvalidationTags(
+           options_.workspace, StringField(request, "space_id"), audience, op.invalidates)) {
+    parts_.cache->Invalidate(tag);
+  }
+}
+
+ratelimit::Limit Gateway::LimitOf(absl::string_view rpc) const {
+  const ops::Operation* op = ops::FindOperation(rpc);
+  ops::RateLimit documented = op != nullptr ? op->limit : ops::RateLimit{};
+  return ratelimit::LimitFor(rpc, documented, options_.rate_limits, options_.api_default);
+}
+
 grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
                                           grpc::CallbackServerContext* context,
                                           const google::protobuf::Message* request,
                                           google::protobuf::Message* response) {
-  auto state = std::make_shared<CallState>();
-  state->http = http_;
-  auto* call = new UnaryCall(state);
-  auto fail = [&](const absl::Status& status) {
-    if (state->Claim()) call->Finish(ToGrpcStatus(status));
+  auto info = std::make_shared<CallInfo>();
+  info->start = env_->clock->Now();
+  info->rpc = std::string(rpc);
+  info->caller = Metadata(context, "x-caller-id");
+  if (info->caller.empty()) info->caller = context->peer();
+  info->request_id = Metadata(context, "x-request-id");
+  if (!telemetry::IsValidRequestId(info->request_id)) info->request_id = telemetry::NewRequestId();
+  context->AddInitialMetadata("x-request-id", info->request_id);
+  const auto* space_field = request->GetDescriptor()->FindFieldByName("space_id");
+  if (space_field != nullptr) {
+    info->space = request->GetReflection()->GetString(*request, space_field);
+    if (info->space.size() > ops::kMaxIdLength) info->space.resize(ops::kMaxIdLength);
+  }
+  if (observers_.metrics != nullptr) observers_.metrics->calls_in_flight->Get()->Increment();
+
+  auto* call = new UnaryCall();
+  auto fail = [this, call, info](const absl::Status& status) {
+    Report(*info, status, ExchangeReport{});
+    if (call->Claim()) call->Finish(ToGrpcStatus(status));
     return call;
   };
 
@@ -113,62 +230,146 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
   if (it == builders_.end()) return fail(absl::UnimplementedError(absl::StrCat(rpc)));
   const ops::RequestBuilder& builder = *it->second;
 
+  std::string workspace = Metadata(context, "x-segment-workspace");
+  if (!workspace.empty() && workspace != options_.workspace) {
+    return fail(InvalidField("x-segment-workspace",
+                             absl::StrCat("unknown workspace; this gateway serves '",
+                                          options_.workspace, "'")));
+  }
+
   absl::StatusOr<upstream::HttpRequest> http = builder.Build(*request, options_.upstream_url);
   if (!http.ok()) return fail(http.status());
 
   absl::StatusOr<std::string> token = tokens_->Token();
   if (!token.ok()) {
-    return fail(absl::UnavailableError(
-        absl::StrCat("no Segment token for the workspace: ", token.status().message())));
+    return fail(absl::UnavailableError(absl::StrCat("no Segment token for workspace '",
+                                                    options_.workspace,
+                                                    "': ", token.status().message())));
   }
   http->headers.emplace_back("Authorization", absl::StrCat("Bearer ", *token));
+  http->headers.emplace_back("X-Request-Id", info->request_id);
 
-  absl::Time now = absl::Now();
-  absl::Time deadline = absl::FromChrono(context->deadline());
-  bool deadline_bound = deadline - now < options_.upstream_timeout;
-  http->timeout = deadline_bound ? deadline - now : options_.upstream_timeout;
-  if (http->timeout <= absl::ZeroDuration()) {
+  ExchangeParams params;
+  params.builder = &builder;
+  params.http = *std::move(http);
+  params.secret = *token;
+  params.lane = absl::StrCat(options_.workspace, "/", rpc);
+  params.limit = LimitOf(rpc);
+  params.caller = info->caller;
+  params.space = info->space;
+  params.deadline = absl::FromChrono(context->deadline());
+  if (params.deadline <= env_->clock->Now()) {
     return fail(absl::DeadlineExceededError("the caller's deadline passed before the call"));
   }
 
-  std::unique_ptr<google::protobuf::Message> scratch(response->New());
-  auto on_answer = [state, response, secret = *token, deadline_bound,
-                    scratch = std::shared_ptr<google::protobuf::Message>(std::move(scratch))](
-                       absl::StatusOr<upstream::HttpResponse> answer) {
-    if (state->claimed.load(std::memory_order_acquire)) return;  // Cancelled meanwhile.
-    absl::Status status;
-    if (!answer.ok()) {
-      status = answer.status();
-      if (absl::IsDeadlineExceeded(status) && !deadline_bound) {
-        status = absl::UnavailableError(absl::StrCat("Segment API timeout: ", status.message()));
-      } else if (absl::IsDeadlineExceeded(status)) {
-        status = absl::DeadlineExceededError(
-            absl::StrCat("the caller's deadline passed while waiting for the Segment API")) ;
-      }
+  const ops::Operation& op = builder.op();
+  if (op.cacheable) {
+    bool bypass = absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")),
+                                    "no-cache");
+    if (parts_.cache == nullptr) bypass = true;
+    info->cache = bypass ? "bypass" : "";
+    if (parts_.cache == nullptr) {
+      // No cache configured: a plain exchange, answered as a bypass.
+      context->AddInitialMetadata("x-cache", "bypass");
     } else {
-      status = ops::DecodeResponse(*answer, scratch.get(), absl::Now());
+      ServeListing(context, call, info, request, response, std::move(params), bypass);
+      return call;
     }
-    if (!status.ok()) {
-      absl::Status redacted(status.code(), Redact(std::string(status.message()), secret));
-      status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-        redacted.SetPayload(url, payload);
+  }
+
+  auto exchange = Exchange::Start(
+      env_, std::move(params),
+      [this, call, request, response, info, &op](
+          absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+          const ExchangeReport& report) {
+        InvalidateAfterWrite(op, *request, status);
+        Report(*info, status, report);
+        if (!call->Claim()) return;
+        if (status.ok() && answer != nullptr) {
+          response->GetReflection()->Swap(response, answer.get());
+        }
+        call->Finish(ToGrpcStatus(status));
       });
-      status = redacted;
+  call->SetExchange(std::move(exchange));
+  return call;
+}
+
+void Gateway::ServeListing(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* base,
+                           std::shared_ptr<CallInfo> info,
+                           const google::protobuf::Message* request,
+                           google::protobuf::Message* response, ExchangeParams params,
+                           bool bypass) {
+  auto* call = static_cast<UnaryCall*>(base);
+  std::string canonical;
+  {
+    google::protobuf::io::StringOutputStream out(&canonical);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    request->SerializeToCodedStream(&coded);
+  }
+  cache::ListingCache::Lookup lookup;
+  lookup.key = cache::MakeKey(options_.workspace, info->space, info->rpc, canonical);
+  lookup.tags = cache::ListingTags(options_.workspace, info->space, info->rpc,
+                                   info->rpc == cache::kListAudiences ? ""
+                                                                      : StringField(*request, "id"));
+  lookup.bypass = bypass;
+
+  // The shared upstream call: not bound to any one caller's deadline or cancellation.
+  params.deadline = env_->clock->Now() + env_->upstream_timeout;
+  params.deadline_is_callers = false;
+  auto report = std::make_shared<ExchangeReport>();
+  auto fetch = [this, params, report](cache::ListingCache::FetchDone done) {
+    Exchange::Start(env_, params,
+                    [done, report](absl::Status status,
+                                   std::unique_ptr<google::protobuf::Message> answer,
+                                   const ExchangeReport& r) {
+                      *report = r;
+                      if (!status.ok()) {
+                        done(std::move(status));
+                      } else {
+                        std::string bytes;
+                        answer->SerializeToString(&bytes);
+                        done(std::move(bytes));
+                      }
+                    });
+  };
+  auto timer = std::make_shared<std::atomic<Timers::TimerId>>(0);
+  Timers* timers = env_->timers;
+  auto finished = [this, call, context, response, info, report, timer, timers](
+                      absl::StatusOr<std::string> value, cache::Outcome outcome) {
+    if (Timers::TimerId t = timer->exchange(0); t != 0) timers->Cancel(t);
+    info->cache = std::string(cache::OutcomeName(outcome));
+    absl::Status status = value.status();
+    if (value.ok() && !response->ParseFromString(*value)) {
+      status = absl::InternalError("cached listing does not parse");
     }
-    if (!state->Claim()) return;
-    if (status.ok()) response->GetReflection()->Swap(response, scratch.get());
-    state->reactor->Finish(ToGrpcStatus(status));
+    if (observers_.metrics != nullptr) {
+      observers_.metrics->cache_requests->WithLabels({info->rpc, info->cache})->Increment();
+    }
+    Report(*info, status, outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass
+                              ? *report
+                              : ExchangeReport{});
+    if (!call->Claim()) return;
+    context->AddInitialMetadata("x-cache", info->cache);
+    call->Finish(ToGrpcStatus(status));
   };
 
-  uint64_t id = http_->Send(*std::move(http), std::move(on_answer));
-  bool cancelled;
-  {
-    absl::MutexLock lock(&state->mu);
-    state->upstream_id = id;
-    cancelled = state->cancelled;
+  cache::ListingCache::WaiterId waiter = parts_.cache->Get(lookup, fetch, finished);
+  if (waiter == cache::ListingCache::kNoWaiter) return;
+  // Leave the wait at the caller's deadline (a stale answer beats none) or on cancellation.
+  cache::ListingCache* listing_cache = parts_.cache;
+  absl::Time deadline = absl::FromChrono(context->deadline());
+  absl::Duration left = deadline - env_->clock->Now();
+  absl::Duration margin = std::min(absl::Milliseconds(100), left / 10);
+  if (deadline != absl::InfiniteFuture()) {
+    timer->store(timers->Schedule(deadline - margin, [listing_cache, waiter] {
+      listing_cache->Abandon(waiter, absl::DeadlineExceededError(
+                                         "the caller's deadline passed waiting for the listing"));
+    }));
   }
-  if (cancelled) http_->Cancel(id);
-  return call;
+  call->SetAbandon([listing_cache, waiter](absl::Status why) {
+    listing_cache->Abandon(waiter, std::move(why));
+  });
 }
 
 }  // namespace sag

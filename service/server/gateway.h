@@ -1,10 +1,11 @@
 // The gateway's request path, shared by all 14 RPCs: look the RPC up in the operation table,
-// check and build the REST request, send it with the workspace's token within the caller's
-// deadline, and turn the answer into the response or a gRPC error with google.rpc details.
+// check and build the REST request, then run an Exchange (quota, limiter queue, HTTP, 429
+// requeue, retries) within the caller's deadline, and turn the answer into the response or a
+// gRPC error with google.rpc details.
 //
-// No thread waits on a call: Handle() returns a reactor at once; the upstream answer finishes it
-// from the HTTP client's event loop; a caller that cancels (or whose deadline passes) aborts the
-// upstream request.
+// No thread waits on a call: Handle() returns a reactor at once; the exchange finishes it from a
+// limiter, timer or HTTP thread; a caller that cancels (or whose deadline passes) leaves the
+// queue and aborts its upstream request.
 //
 // Thread-safe: Handle() may be called from any number of gRPC threads.
 #ifndef SAG_SERVICE_SERVER_GATEWAY_H_
@@ -12,17 +13,21 @@
 
 #include <memory>
 #include <string>
-#include "absl/strings/string_view.h"
 
 #include <google/protobuf/message.h>
 #include <grpcpp/support/server_callback.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/auth/token_source.h"
+#include "service/cache/listing_cache.h"
 #include "service/operations/request_builder.h"
-#include "service/upstream/http.h"
+#include "service/ratelimit/limits.h"
+#include "service/server/exchange.h"
+#include "service/telemetry/gateway_metrics.h"
+#include "service/telemetry/logger.h"
 
 namespace grpc {
 class CallbackServerContext;
@@ -32,16 +37,32 @@ namespace sag {
 
 struct GatewayOptions {
   std::string upstream_url = "https://api.segmentapis.com";  // No trailing slash.
-  absl::Duration upstream_timeout = absl::Seconds(30);      // Per upstream request.
+  std::string workspace = "default";
+  ratelimit::LimitOverrides rate_limits;                      // --rate_limits
+  ratelimit::Limit api_default{60, absl::Minutes(1)};         // Ops without a documented limit.
+};
+
+// Where the gateway reports each call; both optional, not owned.
+// Optional parts; none owned.
+struct GatewayParts {
+  cache::ListingCache* cache = nullptr;  // Without it listings are never cached (x-cache: bypass).
+};
+
+struct GatewayObservers {
+  telemetry::GatewayMetrics* metrics = nullptr;
+  telemetry::Logger* logger = nullptr;
 };
 
 class Gateway {
  public:
   // Binds every row of the operation table to its method of
-  // segment.audiences.v1.AudiencesService; fails when they disagree.
+  // segment.audiences.v1.AudiencesService; fails when they disagree. `env` and `tokens` are
+  // not owned and must outlive the Gateway.
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(GatewayOptions options,
-                                                         upstream::HttpClient* http,
-                                                         auth::TokenSource* tokens);
+                                                         const ExchangeEnv* env,
+                                                         auth::TokenSource* tokens,
+                                                         GatewayParts parts = {},
+                                                         GatewayObservers observers = {});
 
   // Serves one call of `rpc`. `request` and `response` belong to gRPC and live until the
   // returned reactor is done.
@@ -49,16 +70,36 @@ class Gateway {
                                    const google::protobuf::Message* request,
                                    google::protobuf::Message* response);
 
+  // The limit the gateway applies to `rpc` (documented, overridden, or the API default).
+  ratelimit::Limit LimitOf(absl::string_view rpc) const;
+
   // Validates a base URL: http(s)://host[:port][/prefix], returned without a trailing slash.
   static absl::StatusOr<std::string> NormalizeBaseUrl(absl::string_view url);
 
  private:
-  Gateway(GatewayOptions options, upstream::HttpClient* http, auth::TokenSource* tokens)
-      : options_(std::move(options)), http_(http), tokens_(tokens) {}
+  struct CallInfo;
+  Gateway(GatewayOptions options, const ExchangeEnv* env, auth::TokenSource* tokens,
+          GatewayParts parts, GatewayObservers observers)
+      : options_(std::move(options)),
+        env_(env),
+        tokens_(tokens),
+        parts_(parts),
+        observers_(observers) {}
+  // Serves a cacheable listing through the cache (hit, singleflight miss, stale, bypass).
+  void ServeListing(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* call,
+                    std::shared_ptr<CallInfo> info, const google::protobuf::Message* request,
+                    google::protobuf::Message* response, ExchangeParams params, bool bypass);
+  // Drops the listings a write may have changed (before its caller sees the answer).
+  void InvalidateAfterWrite(const ops::Operation& op, const google::protobuf::Message& request,
+                            const absl::Status& status);
+  // Reports a finished call to the metrics and the log.
+  void Report(const CallInfo& info, const absl::Status& status, const ExchangeReport& report);
 
   const GatewayOptions options_;
-  upstream::HttpClient* const http_;
+  const ExchangeEnv* const env_;
   auth::TokenSource* const tokens_;
+  const GatewayParts parts_;
+  const GatewayObservers observers_;
   absl::flat_hash_map<std::string, std::unique_ptr<ops::RequestBuilder>> builders_;
 };
 

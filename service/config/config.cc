@@ -1,0 +1,527 @@
+#include "service/config/config.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <sstream>
+#include <utility>
+
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace sag {
+namespace config {
+namespace {
+
+// At most this many problems are listed; the rest are counted.
+constexpr size_t kMaxErrors = 20;
+
+// Flags that make no sense in a file (or would recurse into another file).
+constexpr const char* kNotFromFile[] = {
+    "config",    "flagfile",    "fromenv", "tryfromenv", "undefok", "help",           "helpfull",
+    "helpshort", "helppackage", "helpon",  "helpmatch",  "version", "only_check_args"};
+
+bool IsSection(absl::string_view key) {
+  for (const char* section : kConfigSections) {
+    if (key == section) return true;
+  }
+  return false;
+}
+
+bool IsNotFromFile(absl::string_view key) {
+  for (const char* name : kNotFromFile) {
+    if (key == name) return true;
+  }
+  return false;
+}
+
+// " (line N)" for a node that has a position, "" otherwise.
+std::string At(const YAML::Node& node) {
+  const YAML::Mark mark = node.Mark();
+  if (mark.is_null() || mark.line < 0) return "";
+  return absl::StrCat(" (line ", mark.line + 1, ")");
+}
+
+// Keeps messages printable whatever the input: non-ASCII and control bytes become '?', and the
+// text is cut at 80 characters.
+std::string Printable(absl::string_view text) {
+  std::string out;
+  for (char c : text.substr(0, 80)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u >= 0x20 && u < 0x7f) ? c : '?';
+  }
+  if (text.size() > 80) out += "...";
+  return out;
+}
+
+// Joins problems, one per line, at most kMaxErrors of them.
+absl::Status Problems(const std::vector<std::string>& errors) {
+  std::vector<std::string> shown(errors.begin(),
+                                 errors.begin() + std::min(errors.size(), kMaxErrors));
+  std::string message = absl::StrJoin(shown, "\n");
+  if (errors.size() > kMaxErrors) {
+    absl::StrAppend(&message, "\nconfig: ... and ", errors.size() - kMaxErrors, " more problems");
+  }
+  return absl::InvalidArgumentError(message);
+}
+
+size_t EditDistance(absl::string_view a, absl::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean 'listen'?)" when a flag or section name is close to `key`.
+std::string Suggestion(absl::string_view key) {
+  if (key.size() > 64) return "";
+  std::vector<std::string> candidates;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!IsNotFromFile(name)) candidates.emplace_back(name);
+  }
+  for (const char* section : kConfigSections) candidates.emplace_back(section);
+  std::sort(candidates.begin(), candidates.end());
+  const std::string lower = absl::AsciiStrToLower(key);
+  std::string best;
+  size_t best_distance = std::max<size_t>(1, std::min<size_t>(3, key.size() / 3)) + 1;
+  for (const std::string& candidate : candidates) {
+    const size_t d = EditDistance(lower, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = candidate;
+    }
+  }
+  return best.empty() ? "" : absl::StrCat(" (did you mean '", best, "'?)");
+}
+
+// Length of the valid UTF-8 sequence at s[i], 0 when invalid.
+size_t Utf8Length(absl::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  size_t len;
+  unsigned cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return 0;
+  }
+  return len;
+}
+
+// 1-based line of byte `offset`.
+size_t LineOf(absl::string_view text, size_t offset) {
+  return 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + offset, '\n'));
+}
+
+// The text of a flag value: a scalar as written, a list of scalars joined with ",".
+bool ValueText(const YAML::Node& value, std::string* text, std::string* why) {
+  if (value.IsScalar()) {
+    *text = value.Scalar();
+    return true;
+  }
+  if (value.IsSequence()) {
+    std::vector<std::string> parts;
+    for (const YAML::Node& element : value) {
+      if (!element.IsScalar()) {
+        *why = "a list value may only hold plain values";
+        return false;
+      }
+      parts.push_back(element.Scalar());
+    }
+    *text = absl::StrJoin(parts, ",");
+    return true;
+  }
+  *why = value.IsMap() ? "expected a value, not a mapping" : "has no value";
+  return false;
+}
+
+// Records where each document starts; ignores the rest.
+class DocumentStarts final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;
+  void OnDocumentStart(const YAML::Mark& mark) override { marks.push_back(mark); }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+}  // namespace
+
+bool IsValidId(absl::string_view id) {
+  if (id.empty() || id.size() > 128 || !absl::ascii_isalnum(static_cast<unsigned char>(id[0]))) {
+    return false;
+  }
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+absl::StatusOr<YAML::Node> ParseConfigText(absl::string_view text, absl::string_view source) {
+  const std::string where = absl::StrCat("config: ", source, ": ");
+  if (text.size() > kMaxConfigBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "larger than ", kMaxConfigBytes, " bytes; refusing to read it"));
+  }
+  for (size_t i = 0; i < text.size();) {
+    if (text[i] == '\0') {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "NUL byte on line ", LineOf(text, i), ": not a text file"));
+    }
+    const size_t len = Utf8Length(text, i);
+    if (len == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "invalid UTF-8 on line ", LineOf(text, i), ": not a text file"));
+    }
+    i += len;
+  }
+  YAML::Node root;
+  try {
+    // One document, found with our own bounded loop: yaml-cpp 0.7's LoadAll() loops forever,
+    // allocating, on some malformed input (a stray ',' where a document starts: the parser
+    // reports a null document without consuming anything, again and again; jbeder/yaml-cpp#1040,
+    // fixed upstream by #1319). A document starting where the previous one did means it is stuck.
+    std::istringstream in{std::string(text)};
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    int documents = 0;
+    while (documents < 3 && parser.HandleNextDocument(starts)) ++documents;
+    for (size_t i = 1; i < starts.marks.size(); ++i) {
+      if (starts.marks[i].pos == starts.marks[i - 1].pos) {
+        const YAML::Mark& mark = starts.marks[i];
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, "line ", mark.line + 1, ", column ", mark.column + 1, ": unexpected '",
+            Printable(text.substr(static_cast<size_t>(mark.pos), 1)), "'"));
+      }
+    }
+    if (documents > 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, "holds several YAML documents (---); want one"));
+    }
+    if (documents == 0) return YAML::Node(YAML::NodeType::Null);
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::DeepRecursion& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "line ", e.mark.line + 1, ": nested too deeply"));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "line ", e.mark.line + 1, ", column ",
+                                                   e.mark.column + 1, ": ", Printable(e.msg)));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(where, Printable(e.what())));
+  }
+  if (!root.IsNull() && !root.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, "the top level must be a mapping of keys to values", At(root)));
+  }
+  return root;
+}
+
+absl::StatusOr<YAML::Node> LoadConfigFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    const std::string message =
+        absl::StrCat("config: cannot open ", path, ": ", std::strerror(err));
+    if (err == ENOENT) return absl::NotFoundError(message);
+    if (err == EACCES) return absl::PermissionDeniedError(message);
+    return absl::InvalidArgumentError(message);
+  }
+  struct stat st;
+  if (::fstat(fd, &st) == 0) {
+    if (S_ISDIR(st.st_mode)) {
+      ::close(fd);
+      return absl::InvalidArgumentError(absl::StrCat("config: ", path, " is a directory"));
+    }
+    if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > kMaxConfigBytes) {
+      ::close(fd);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config: ", path, ": larger than ", kMaxConfigBytes, " bytes; refusing to read it"));
+    }
+  }
+  // Read at most one byte more than allowed, so that pipes and growing files are bounded too.
+  std::string text;
+  char buf[64 * 1024];
+  while (text.size() <= kMaxConfigBytes) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return absl::InvalidArgumentError(
+          absl::StrCat("config: cannot read ", path, ": ", std::strerror(err)));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return ParseConfigText(text, path);
+}
+
+absl::Status ApplyFlagsFromConfig(const YAML::Node& root,
+                                  const std::set<std::string>& flags_set_on_command_line) {
+  if (!root.IsDefined() || root.IsNull()) return absl::OkStatus();
+  if (!root.IsMap()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: the top level must be a mapping of keys to values", At(root)));
+  }
+  std::vector<std::string> errors;
+  std::set<std::string> seen;
+  struct Saved {
+    absl::CommandLineFlag* flag;
+    std::string value;
+  };
+  std::vector<Saved> applied;
+  for (const auto& entry : root) {
+    const YAML::Node& key = entry.first;
+    const YAML::Node& value = entry.second;
+    if (!key.IsScalar()) {
+      errors.push_back(absl::StrCat("config: keys must be plain names", At(key)));
+      continue;
+    }
+    const std::string name = key.Scalar();
+    const std::string shown = Printable(name);
+    if (!seen.insert(name).second) {
+      errors.push_back(absl::StrCat("config: duplicate key '", shown, "'", At(key)));
+      continue;
+    }
+    if (IsSection(name)) continue;
+    if (IsNotFromFile(name)) {
+      errors.push_back(
+          absl::StrCat("config: key '", shown, "' cannot be set in the config file", At(key)));
+      continue;
+    }
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag == nullptr) {
+      errors.push_back(
+          absl::StrCat("config: unknown key '", shown, "'", At(key), Suggestion(name)));
+      continue;
+    }
+    std::string text;
+    std::string why;
+    if (!ValueText(value, &text, &why)) {
+      errors.push_back(absl::StrCat("config: key '", name, "' ", why, At(key)));
+      continue;
+    }
+    // The value is checked even when the command line overrides it: a broken file is an error
+    // whatever hides it today. An overridden flag gets its command-line value back at once.
+    const std::string saved = flag->CurrentValue();
+    std::string error;
+    if (!flag->ParseFrom(text, &error)) {
+      errors.push_back(absl::StrCat("config: key '", name, "'", At(key), ": ", Printable(error)));
+      continue;
+    }
+    if (flags_set_on_command_line.count(name) != 0) {
+      std::string ignored;
+      flag->ParseFrom(saved, &ignored);
+    } else {
+      applied.push_back({flag, saved});
+    }
+  }
+  if (errors.empty()) return absl::OkStatus();
+  for (auto it = applied.rbegin(); it != applied.rend(); ++it) {
+    std::string ignored;
+    it->flag->ParseFrom(it->value, &ignored);
+  }
+  return Problems(errors);
+}
+
+std::set<std::string> FlagsSetOnCommandLine(int argc, const char* const* argv) {
+  std::set<std::string> names;
+  for (int i = 1; i < argc; ++i) {
+    if (argv[i] == nullptr) break;
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg.size() < 2 || arg[0] != '-') continue;
+    arg.remove_prefix(arg[1] == '-' ? 2 : 1);
+    const size_t eq = arg.find('=');
+    const absl::string_view name = arg.substr(0, eq);
+    if (name.empty()) continue;
+    names.emplace(name);
+    if (absl::StartsWith(name, "no") && name.size() > 2) {
+      const absl::string_view positive = name.substr(2);
+      if (absl::FindCommandLineFlag(positive) != nullptr) names.emplace(positive);
+    }
+  }
+  return names;
+}
+
+absl::StatusOr<std::vector<WorkspaceConfig>> ParseWorkspaces(const YAML::Node& root) {
+  std::vector<WorkspaceConfig> workspaces;
+  if (!root.IsDefined() || !root.IsMap()) return workspaces;
+  const YAML::Node section = root["workspaces"];
+  if (!section.IsDefined()) return workspaces;
+  std::vector<std::string> errors;
+  if (!section.IsSequence()) {
+    return Problems(
+        {absl::StrCat("config: workspaces: expected a list of workspaces", At(section))});
+  }
+  std::map<std::string, std::string> name_owner;   // name -> path of the workspace using it
+  std::map<std::string, std::string> space_owner;  // space id -> workspace name
+  size_t index = 0;
+  for (const YAML::Node& item : section) {
+    const std::string path = absl::StrCat("workspaces[", index++, "]");
+    if (!item.IsMap()) {
+      errors.push_back(absl::StrCat(
+          "config: ", path, ": expected a mapping with name, token_file, spaces", At(item)));
+      continue;
+    }
+    WorkspaceConfig ws;
+    std::set<std::string> keys;
+    bool has_name = false;
+    bool has_token_file = false;
+    for (const auto& entry : item) {
+      const YAML::Node& key = entry.first;
+      const YAML::Node& value = entry.second;
+      if (!key.IsScalar()) {
+        errors.push_back(absl::StrCat("config: ", path, ": keys must be plain names", At(key)));
+        continue;
+      }
+      const std::string name = key.Scalar();
+      const std::string field = absl::StrCat(path, ".", Printable(name));
+      if (!keys.insert(name).second) {
+        errors.push_back(absl::StrCat("config: ", field, ": duplicate key", At(key)));
+        continue;
+      }
+      if (name == "name" || name == "token_file" || name == "upstream_url") {
+        if (value.IsNull() || !value.IsDefined()) {
+          if (name != "upstream_url") continue;  // reported as required below
+          errors.push_back(absl::StrCat("config: ", field, ": has no value", At(key)));
+          continue;
+        }
+        if (!value.IsScalar()) {
+          errors.push_back(absl::StrCat("config: ", field, ": expected a string", At(value)));
+          continue;
+        }
+        const std::string text = value.Scalar();
+        if (name == "name") {
+          if (!IsValidId(text)) {
+            errors.push_back(absl::StrCat("config: ", field, ": invalid name '", Printable(text),
+                                          "' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,127})", At(value)));
+            continue;
+          }
+          has_name = true;
+          ws.name = text;
+        } else if (name == "token_file") {
+          if (text.empty()) continue;  // reported as required below
+          has_token_file = true;
+          ws.token_file = text;
+        } else {
+          const bool http = absl::StartsWith(text, "http://") && text.size() > 7;
+          const bool https = absl::StartsWith(text, "https://") && text.size() > 8;
+          if (!http && !https) {
+            errors.push_back(absl::StrCat("config: ", field, ": '", Printable(text),
+                                          "' is not an http:// or https:// URL", At(value)));
+            continue;
+          }
+          ws.upstream_url = text;
+        }
+      } else if (name == "spaces") {
+        if (value.IsNull()) continue;  // no restriction
+        if (!value.IsSequence()) {
+          errors.push_back(
+              absl::StrCat("config: ", field, ": expected a list of space ids", At(value)));
+          continue;
+        }
+        size_t s = 0;
+        std::set<std::string> mine;
+        for (const YAML::Node& space : value) {
+          const std::string space_path = absl::StrCat(field, "[", s++, "]");
+          if (!space.IsScalar() || !IsValidId(space.Scalar())) {
+            errors.push_back(absl::StrCat(
+                "config: ", space_path, ": invalid space id",
+                space.IsScalar() ? absl::StrCat(" '", Printable(space.Scalar()), "'") : "",
+                " (want [A-Za-z0-9][A-Za-z0-9_.-]{0,127})", At(space)));
+            continue;
+          }
+          if (!mine.insert(space.Scalar()).second) {
+            errors.push_back(absl::StrCat("config: ", space_path, ": space '", space.Scalar(),
+                                          "' listed twice", At(space)));
+            continue;
+          }
+          ws.spaces.push_back(space.Scalar());
+        }
+      } else {
+        errors.push_back(absl::StrCat("config: ", field,
+                                      ": unknown key (want name, token_file, spaces, "
+                                      "upstream_url)",
+                                      At(key)));
+      }
+    }
+    if (!has_name) {
+      if (keys.count("name") == 0 || item["name"].IsNull()) {
+        errors.push_back(absl::StrCat("config: ", path, ".name: required", At(item)));
+      }
+    } else {
+      auto [it, inserted] = name_owner.emplace(ws.name, path);
+      if (!inserted) {
+        errors.push_back(absl::StrCat("config: ", path, ".name: '", ws.name,
+                                      "' is already the name of ", it->second, At(item)));
+      }
+    }
+    const YAML::Node token_file = item["token_file"];
+    if (!has_token_file && (!token_file.IsDefined() || token_file.IsNull() ||
+                            (token_file.IsScalar() && token_file.Scalar().empty()))) {
+      errors.push_back(absl::StrCat("config: ", path, ".token_file: required", At(item)));
+    }
+    if (has_name) {
+      for (size_t s = 0; s < ws.spaces.size(); ++s) {
+        auto [it, inserted] = space_owner.emplace(ws.spaces[s], ws.name);
+        if (!inserted && it->second != ws.name) {
+          errors.push_back(absl::StrCat("config: ", path, ".spaces: space '", ws.spaces[s],
+                                        "' is already served by workspace '", it->second, "'",
+                                        At(item)));
+        }
+      }
+    }
+    workspaces.push_back(std::move(ws));
+  }
+  if (!errors.empty()) return Problems(errors);
+  return workspaces;
+}
+
+}  // namespace config
+}  // namespace sag

@@ -1,0 +1,205 @@
+#include "service/telemetry/logger.h"
+
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/time/clock.h"
+
+namespace sag {
+namespace telemetry {
+namespace {
+
+constexpr char kRedacted[] = "[redacted]";
+
+// Milliseconds with 3 decimals, as a JSON number.
+double Millis(absl::Duration d) {
+  return std::round(absl::ToDoubleMilliseconds(d) * 1000.0) / 1000.0;
+}
+
+}  // namespace
+
+absl::string_view LogLevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "debug";
+    case LogLevel::kInfo:
+      return "info";
+    case LogLevel::kWarn:
+      return "warn";
+    case LogLevel::kError:
+      return "error";
+  }
+  return "info";
+}
+
+bool ParseLogLevel(absl::string_view text, LogLevel* level) {
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "debug") {
+    *level = LogLevel::kDebug;
+  } else if (lower == "info") {
+    *level = LogLevel::kInfo;
+  } else if (lower == "warn" || lower == "warning") {
+    *level = LogLevel::kWarn;
+  } else if (lower == "error") {
+    *level = LogLevel::kError;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool AbslParseFlag(absl::string_view text, LogLevel* level, std::string* error) {
+  if (ParseLogLevel(text, level)) return true;
+  *error = "must be one of debug, info, warn, error";
+  return false;
+}
+
+std::string AbslUnparseFlag(LogLevel level) { return std::string(LogLevelName(level)); }
+
+absl::string_view GrpcCodeName(int code) {
+  static constexpr const char* kNames[] = {"OK",
+                                           "CANCELLED",
+                                           "UNKNOWN",
+                                           "INVALID_ARGUMENT",
+                                           "DEADLINE_EXCEEDED",
+                                           "NOT_FOUND",
+                                           "ALREADY_EXISTS",
+                                           "PERMISSION_DENIED",
+                                           "RESOURCE_EXHAUSTED",
+                                           "FAILED_PRECONDITION",
+                                           "ABORTED",
+                                           "OUT_OF_RANGE",
+                                           "UNIMPLEMENTED",
+                                           "INTERNAL",
+                                           "UNAVAILABLE",
+                                           "DATA_LOSS",
+                                           "UNAUTHENTICATED"};
+  if (code < 0 || code >= static_cast<int>(sizeof(kNames) / sizeof(kNames[0]))) return "UNKNOWN";
+  return kNames[code];
+}
+
+std::string NewRequestId() {
+  thread_local absl::BitGen gen;
+  const uint64_t hi = absl::Uniform<uint64_t>(gen);
+  const uint64_t lo = absl::Uniform<uint64_t>(gen);
+  return absl::StrCat(absl::Hex(hi, absl::kZeroPad16), absl::Hex(lo, absl::kZeroPad16));
+}
+
+bool IsValidRequestId(absl::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' ||
+           c == '-';
+  });
+}
+
+Logger::Logger(LogLevel min_level) : Logger(stderr, min_level) {}
+
+Logger::Logger(std::FILE* out, LogLevel min_level)
+    : file_(out), min_level_(min_level), now_([] { return absl::Now(); }) {}
+
+Logger::Logger(std::ostream* out, LogLevel min_level)
+    : stream_(out), min_level_(min_level), now_([] { return absl::Now(); }) {}
+
+std::string Logger::FormatTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+void Logger::AddSecret(std::string secret) {
+  if (secret.empty()) return;
+  absl::MutexLock lock(&secrets_mu_);
+  if (std::find(secrets_.begin(), secrets_.end(), secret) != secrets_.end()) return;
+  secrets_.push_back(std::move(secret));
+  // Longest first, so that a secret containing another is redacted whole.
+  std::stable_sort(secrets_.begin(), secrets_.end(),
+                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  has_secrets_.store(true, std::memory_order_release);
+}
+
+std::string Logger::ScrubString(std::string s) const {
+  for (const std::string& secret : secrets_) {
+    if (s.find(secret) != std::string::npos) s = absl::StrReplaceAll(s, {{secret, kRedacted}});
+  }
+  return s;
+}
+
+void Logger::Scrub(nlohmann::ordered_json* value) const {
+  if (value->is_string()) {
+    *value = ScrubString(value->get<std::string>());
+  } else if (value->is_array()) {
+    for (auto& element : *value) Scrub(&element);
+  } else if (value->is_object()) {
+    nlohmann::ordered_json scrubbed = nlohmann::ordered_json::object();
+    for (auto& [key, member] : value->items()) {
+      nlohmann::ordered_json copy = std::move(member);
+      Scrub(&copy);
+      scrubbed[ScrubString(key)] = std::move(copy);
+    }
+    *value = std::move(scrubbed);
+  }
+}
+
+void Logger::Log(LogLevel level, absl::string_view msg, const nlohmann::ordered_json& fields) {
+  if (!Enabled(level)) return;
+  nlohmann::ordered_json ordered = nlohmann::ordered_json::object();
+  if (fields.is_object()) {
+    for (const auto& [key, value] : fields.items()) {
+      const bool reserved = key == "time" || key == "level" || key == "msg";
+      ordered[reserved ? "_" + key : key] = value;
+    }
+  } else if (!fields.is_null()) {
+    ordered["fields"] = fields;
+  }
+  Write(level, msg, std::move(ordered));
+}
+
+void Logger::LogCall(const CallLog& call) {
+  if (!Enabled(call.level)) return;
+  nlohmann::ordered_json f = nlohmann::ordered_json::object();
+  f["rpc"] = call.rpc;
+  f["caller"] = call.caller;
+  f["workspace"] = call.workspace;
+  f["space"] = call.space;
+  f["code"] = call.code;
+  f["latency_ms"] = Millis(call.latency);
+  f["upstream_status"] =
+      call.upstream_status > 0 ? nlohmann::ordered_json(call.upstream_status) : nullptr;
+  f["cache"] = call.cache;
+  f["queue_wait_ms"] = Millis(call.queue_wait);
+  f["retries"] = call.retries;
+  f["request_id"] = call.request_id;
+  if (!call.error.empty()) f["error"] = call.error;
+  Write(call.level, "call", std::move(f));
+}
+
+void Logger::Write(LogLevel level, absl::string_view msg, nlohmann::ordered_json fields) {
+  nlohmann::ordered_json line = nlohmann::ordered_json::object();
+  line["time"] = FormatTime(now_());
+  line["level"] = std::string(LogLevelName(level));
+  line["msg"] = std::string(msg);
+  for (auto& [key, value] : fields.items()) line[key] = std::move(value);
+  if (has_secrets_.load(std::memory_order_acquire)) {
+    absl::ReaderMutexLock lock(&secrets_mu_);
+    Scrub(&line);
+  }
+  std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  text += '\n';
+
+  absl::MutexLock lock(&write_mu_);
+  if (file_ != nullptr) {
+    std::fwrite(text.data(), 1, text.size(), file_);
+    std::fflush(file_);
+  } else if (stream_ != nullptr) {
+    stream_->write(text.data(), static_cast<std::streamsize>(text.size()));
+    stream_->flush();
+  }
+}
+
+}  // namespace telemetry
+}  // namespace sag

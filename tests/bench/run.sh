@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds in Release and runs every benchmark, printing its figures; JSON copies go to
+# $OUT_DIR (default build-bench/results).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+deploy/local/install-deps.sh
+build="${BUILD_DIR:-build-bench}"
+out="${OUT_DIR:-$build/results}"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j"$(nproc)" --target bench_concurrency
+mkdir -p "$out"
+"$build/tests/bench/bench_concurrency" --calls=2000 --latency=500ms --json="$out/concurrency.json"
