@@ -18,8 +18,9 @@
 #include <map>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+
+#include "absl/strings/string_view.h"
 
 namespace sim {
 
@@ -75,8 +76,7 @@ std::optional<Route> MatchRoute(absl::string_view method, absl::string_view raw_
 
 // Decodes %XX escapes (and '+' as a space when plus_is_space). With strict, a '%' not followed
 // by two hex digits makes the result nullopt; otherwise such a '%' is kept as is.
-std::optional<std::string> PercentDecode(absl::string_view in, bool plus_is_space,
-                                         bool strict);
+std::optional<std::string> PercentDecode(absl::string_view in, bool plus_is_space, bool strict);
 
 }  // namespace sim
 

@@ -22,10 +22,9 @@ constexpr size_t kSweepThreshold = 100000;
 RateLimitConfig RateLimitConfig::Defaults() {
   RateLimitConfig config;
   const Limit per_minute_50{50, absl::Minutes(1)};
-  for (const char* rpc :
-       {"CreateAudience", "UpdateAudienceForSpace", "RemoveAudienceFromSpace",
-        "AddAudienceScheduleToAudience", "UpdateAudienceScheduleForAudience",
-        "RemoveAudienceScheduleFromAudience"}) {
+  for (const char* rpc : {"CreateAudience", "UpdateAudienceForSpace", "RemoveAudienceFromSpace",
+                          "AddAudienceScheduleToAudience", "UpdateAudienceScheduleForAudience",
+                          "RemoveAudienceScheduleFromAudience"}) {
     config.explicit_[rpc] = per_minute_50;
   }
   config.explicit_["CreateAudiencePreview"] = {5, absl::Minutes(1)};
@@ -105,8 +104,7 @@ RateDecision FixedWindowLimiter::Consume(const std::string& key, const Limit& li
 }
 
 RateDecision FixedWindowLimiter::ConsumeInWindow(const std::string& key, int64_t points,
-                                                 absl::Time start, absl::Time end,
-                                                 absl::Time now) {
+                                                 absl::Time start, absl::Time end, absl::Time now) {
   absl::MutexLock lock(&mu_);
   return ConsumeLocked(key, points, start, end, now, /*calendar=*/true);
 }
@@ -117,8 +115,8 @@ void FixedWindowLimiter::Clear() {
 }
 
 RateDecision FixedWindowLimiter::ConsumeLocked(const std::string& key, int64_t points,
-                                               absl::Time start, absl::Time end,
-                                               absl::Time now, bool calendar) {
+                                               absl::Time start, absl::Time end, absl::Time now,
+                                               bool calendar) {
   if (windows_.size() > kSweepThreshold) {
     for (auto it = windows_.begin(); it != windows_.end();) {
       it = it->second.end <= now ? windows_.erase(it) : std::next(it);

@@ -13,6 +13,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -152,9 +153,7 @@ class SimTest : public ::testing::Test {
   json Create(const std::string& name, const std::string& type = "USERS",
               const std::string& query = "event('Purchased').count() >= 1",
               const std::string& space = kSpace) {
-    json input = {{"name", name},
-                  {"audienceType", type},
-                  {"definition", {{"query", query}}}};
+    json input = {{"name", name}, {"audienceType", type}, {"definition", {{"query", query}}}};
     auto r = client_->Post(Audiences(space), Auth(), input.dump(), "application/json");
     EXPECT_TRUE(r);
     if (!r) return json();
@@ -185,8 +184,8 @@ TEST_F(SimTest, AudienceCrudHappyPath) {
   // Exactly the AudienceSummary fields.
   EXPECT_EQ(Keys(audience),
             (std::set<std::string>{"id", "spaceId", "name", "description", "key", "enabled",
-                                   "definition", "status", "createdBy", "updatedBy",
-                                   "createdAt", "updatedAt", "audienceType", "options"}));
+                                   "definition", "status", "createdBy", "updatedBy", "createdAt",
+                                   "updatedAt", "audienceType", "options"}));
   const std::string id = audience["id"];
   EXPECT_TRUE(std::regex_match(id, std::regex("aud_[0-9A-Za-z]{27}"))) << id;
   EXPECT_EQ(audience["spaceId"], kSpace);
@@ -220,10 +219,10 @@ TEST_F(SimTest, AudienceCrudHappyPath) {
   EXPECT_FALSE(list["pagination"].contains("previous"));
 
   absl::SleepFor(absl::Milliseconds(2));
-  json update = {{"name", "Renamed"}, {"enabled", false},
+  json update = {{"name", "Renamed"},
+                 {"enabled", false},
                  {"definition", {{"query", "event('Purchased').count() >= 3"}}}};
-  auto updated = client_->Patch(Audiences() + "/" + id, Auth(), update.dump(),
-                                "application/json");
+  auto updated = client_->Patch(Audiences() + "/" + id, Auth(), update.dump(), "application/json");
   ASSERT_TRUE(updated);
   ASSERT_EQ(updated->status, 200) << updated->body;
   const json after = Body(updated)["data"]["audience"];
@@ -267,9 +266,9 @@ TEST_F(SimTest, SchedulesAndRunsOnLinkedAudience) {
   ASSERT_EQ(got->status, 200);
   EXPECT_EQ(Body(got)["data"]["audienceSchedule"]["id"], sid);
 
-  json days = {{"strategy", "SPECIFIC_DAYS"},
-               {"config", {{"days", {1, 3, 5}}, {"hours", {9, 17}},
-                           {"timezone", "America/New_York"}}}};
+  json days = {
+      {"strategy", "SPECIFIC_DAYS"},
+      {"config", {{"days", {1, 3, 5}}, {"hours", {9, 17}}, {"timezone", "America/New_York"}}}};
   auto updated = client_->Patch(base + "/schedules/" + sid, Auth(), days.dump(), kV1Alpha);
   ASSERT_TRUE(updated);
   ASSERT_EQ(updated->status, 200) << updated->body;
@@ -339,8 +338,7 @@ TEST_F(SimTest, ConsumersListAudiencesReferencingTheKey) {
   Create("Unrelated", "USERS", "event('y').count() > 1");
   const std::string path =
       Audiences() + "/" + target["id"].get<std::string>() + "/audience-references";
-  auto r = client_->Get(path + "?sort.field=NAME&sort.direction=DESC&pagination.count=1",
-                        Auth());
+  auto r = client_->Get(path + "?sort.field=NAME&sort.direction=DESC&pagination.count=1", Auth());
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200) << r->body;
   EXPECT_EQ(r->get_header_value("Content-Type"), kV1Alpha);
@@ -354,8 +352,8 @@ TEST_F(SimTest, ConsumersListAudiencesReferencingTheKey) {
   auto missing = client_->Get(Audiences() + "/aud_nope/audience-references", Auth());
   ASSERT_TRUE(missing);
   EXPECT_EQ(missing->status, 404);
-  auto bad = client_->Get(path + "?sort.field=SIZE&sort.direction=UP&pagination.count=1001",
-                          Auth());
+  auto bad =
+      client_->Get(path + "?sort.field=SIZE&sort.direction=UP&pagination.count=1001", Auth());
   ASSERT_TRUE(bad);
   ASSERT_EQ(bad->status, 422);
   EXPECT_TRUE(HasField(Body(bad), "sort.field"));
@@ -364,10 +362,11 @@ TEST_F(SimTest, ConsumersListAudiencesReferencingTheKey) {
 }
 
 TEST_F(SimTest, PreviewRunsThenCompletes) {
-  json input = {{"definition", {{"query", "entity('owned-accounts').count() >= 1"},
-                                {"targetEntity", "owned-accounts"}}},
-                {"audienceType", "LINKED"},
-                {"options", {{"filterByExternalIds", {"email", "user_id"}}}}};
+  json input = {
+      {"definition",
+       {{"query", "entity('owned-accounts').count() >= 1"}, {"targetEntity", "owned-accounts"}}},
+      {"audienceType", "LINKED"},
+      {"options", {{"filterByExternalIds", {"email", "user_id"}}}}};
   auto created = client_->Post(Audiences() + "/previews", Auth(), input.dump(), kV1Beta);
   ASSERT_TRUE(created);
   ASSERT_EQ(created->status, 200) << created->body;
@@ -451,10 +450,9 @@ TEST_F(SimTest, UnauthorizedDoesNotConsume) {
 }
 
 TEST_F(SimTest, NotFoundForUnknownIds) {
-  for (const std::string& path :
-       {Audiences() + "/aud_0ujsszwN8NRY24YaXiTIE2VWDTS",
-        Audiences() + "/a%2Fb",  // %2F stays inside the id
-        Audiences() + "/previews"}) {
+  for (const std::string& path : {Audiences() + "/aud_0ujsszwN8NRY24YaXiTIE2VWDTS",
+                                  Audiences() + "/a%2Fb",  // %2F stays inside the id
+                                  Audiences() + "/previews"}) {
     auto r = client_->Get(path, Auth());
     ASSERT_TRUE(r);
     EXPECT_EQ(r->status, 404) << path;
@@ -509,9 +507,9 @@ TEST_F(SimTest, ValidationNamesFields) {
 
   // UpdateAudienceForSpaceInput.definition has no targetEntity.
   const json a = Create("Updatable");
-  auto upd = client_->Patch(Audiences() + "/" + a["id"].get<std::string>(), Auth(),
-                            R"({"definition":{"query":"q","targetEntity":"x"}})",
-                            "application/json");
+  auto upd =
+      client_->Patch(Audiences() + "/" + a["id"].get<std::string>(), Auth(),
+                     R"({"definition":{"query":"q","targetEntity":"x"}})", "application/json");
   ASSERT_TRUE(upd);
   ASSERT_EQ(upd->status, 422) << upd->body;
   EXPECT_EQ(ErrorFields(Body(upd)), std::vector<std::string>{"definition.targetEntity"});
@@ -555,8 +553,8 @@ TEST_F(SimTest, ValidationNamesFields) {
     ASSERT_EQ(q->status, 422) << query;
     EXPECT_TRUE(HasField(Body(q), field)) << query << " -> " << q->body;
   }
-  auto long_search = client_->Get(
-      Audiences() + "?search.type=NAME&search.query=" + std::string(256, 'a'), Auth());
+  auto long_search =
+      client_->Get(Audiences() + "?search.type=NAME&search.query=" + std::string(256, 'a'), Auth());
   ASSERT_TRUE(long_search);
   EXPECT_EQ(long_search->status, 422);
 }
@@ -581,8 +579,7 @@ TEST_F(SimTest, MediaTypesAreNegotiated) {
   ASSERT_TRUE(v1);
   EXPECT_EQ(v1->status, 406);
 
-  const std::string body =
-      R"({"name":"n","audienceType":"USERS","definition":{"query":"q"}})";
+  const std::string body = R"({"name":"n","audienceType":"USERS","definition":{"query":"q"}})";
   auto text = client_->Post(Audiences(), Auth(), body, "text/plain");
   ASSERT_TRUE(text);
   EXPECT_EQ(text->status, 415);
@@ -591,9 +588,9 @@ TEST_F(SimTest, MediaTypesAreNegotiated) {
   ASSERT_TRUE(charset);
   EXPECT_EQ(charset->status, 200) << charset->body;
   // CreateAudiencePreview takes only the v1beta/v1alpha types, not application/json.
-  auto preview = client_->Post(
-      Audiences() + "/previews", Auth(),
-      R"({"audienceType":"USERS","definition":{"query":"q"}})", "application/json");
+  auto preview =
+      client_->Post(Audiences() + "/previews", Auth(),
+                    R"({"audienceType":"USERS","definition":{"query":"q"}})", "application/json");
   ASSERT_TRUE(preview);
   EXPECT_EQ(preview->status, 415);
 }
@@ -672,13 +669,20 @@ TEST_F(SimTest, RateLimitHeadersAnd429) {
 }
 
 TEST_F(SimTest, PreviewMonthlyQuota) {
-  absl::Mutex mu;
-  absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 1, 31, 23, 59, 0), absl::UTCTimeZone());
+  struct FakeClock {
+    absl::Mutex mu;
+    absl::Time now ABSL_GUARDED_BY(mu);
+  };
+  auto clock = std::make_shared<FakeClock>();
+  {
+    absl::MutexLock lock(&clock->mu);
+    clock->now = absl::FromCivil(absl::CivilSecond(2026, 1, 31, 23, 59, 0), absl::UTCTimeZone());
+  }
   SimulatorOptions options;
   options.preview_monthly_quota = 2;
-  options.clock = [&mu, &now] {
-    absl::MutexLock lock(&mu);
-    return now;
+  options.clock = [clock] {
+    absl::MutexLock lock(&clock->mu);
+    return clock->now;
   };
   StartSim(std::move(options));
   const std::string body = R"({"audienceType":"USERS","definition":{"query":"q"}})";
@@ -701,13 +705,47 @@ TEST_F(SimTest, PreviewMonthlyQuota) {
   EXPECT_EQ(other->status, 200);
   // Next month, the quota is back.
   {
-    absl::MutexLock lock(&mu);
-    now += absl::Minutes(2);
+    absl::MutexLock lock(&clock->mu);
+    clock->now += absl::Minutes(2);
   }
   auto next_month = client_->Post(Audiences() + "/previews", Auth(), body, kV1Beta);
   ASSERT_TRUE(next_month);
   EXPECT_EQ(next_month->status, 200) << next_month->body;
-  sim_->Stop();  // before `now` and `mu` go away
+}
+
+TEST_F(SimTest, ConcurrentWritersKeepStateConsistent) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 20;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &failures] {
+      httplib::Client client("127.0.0.1", sim_->port());
+      // One token per thread: CreateAudience allows 50 per minute per token.
+      const httplib::Headers auth{{"Authorization", absl::StrCat("Bearer writer-", t)}};
+      for (int i = 0; i < kPerThread; ++i) {
+        json input = {
+            {"name", "Same Name"}, {"audienceType", "USERS"}, {"definition", {{"query", "q"}}}};
+        auto r = client.Post(Audiences(), auth, input.dump(), "application/json");
+        if (!r || r->status != 200) ++failures;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto r = client_->Get(Audiences(), Auth());
+  ASSERT_TRUE(r);
+  const json audiences = Body(r)["data"]["audiences"];
+  ASSERT_EQ(audiences.size(), static_cast<size_t>(kThreads * kPerThread));
+  std::set<std::string> ids;
+  std::set<std::string> keys;
+  for (const json& a : audiences) {
+    ids.insert(a["id"].get<std::string>());
+    keys.insert(a["key"].get<std::string>());
+  }
+  EXPECT_EQ(ids.size(), audiences.size());
+  EXPECT_EQ(keys.size(), audiences.size());  // keys made unique: same_name, same_name_2, ...
+  EXPECT_EQ(keys.count("same_name_2"), 1u);
 }
 
 // --- Routing --------------------------------------------------------------------------------
@@ -825,8 +863,8 @@ TEST_F(SimTest, SearchByNameKeyAndDefinition) {
   EXPECT_EQ(count("search.type=KEY&search.query=churn"), 1u);
   EXPECT_EQ(count("search.type=KEY&search.query=risk"), 0u);  // prefix only
   EXPECT_EQ(count("search.type=DEFINITION&search.query=order%20completed"), 2u);
-  auto r = client_->Get(Audiences() + "?search.type=NAME&search.query=big&pagination.count=1",
-                        Auth());
+  auto r =
+      client_->Get(Audiences() + "?search.type=NAME&search.query=big&pagination.count=1", Auth());
   ASSERT_TRUE(r);
   EXPECT_EQ(Body(r)["data"]["pagination"]["totalEntries"], 2);
 }
@@ -865,8 +903,8 @@ TEST_F(SimTest, DebugEndpoints) {
 
 TEST_F(SimTest, HostileInputGetsClean4xx) {
   // Body over 1 MiB: 413.
-  auto big = client_->Post(Audiences(), Auth(), std::string((1 << 20) + 10, 'x'),
-                           "application/json");
+  auto big =
+      client_->Post(Audiences(), Auth(), std::string((1 << 20) + 10, 'x'), "application/json");
   ASSERT_TRUE(big);
   EXPECT_EQ(big->status, 413);
   // Deep nesting, invalid JSON, invalid UTF-8, NUL bytes.

@@ -7,7 +7,6 @@
 #include <map>
 #include <optional>
 #include <random>
-#include "absl/strings/string_view.h"
 #include <thread>
 #include <utility>
 #include <vector>
@@ -19,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "nlohmann/json.hpp"
 #include "operations.h"
@@ -42,8 +42,7 @@ std::string Dump(const ordered_json& j) {
 bool ValidSpaceId(absl::string_view id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](char c) {
-    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
-           c == '.';
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
   });
 }
 
@@ -64,8 +63,7 @@ std::string BareMediaType(absl::string_view value) {
 // Server-driven negotiation: the first of op.accept (server-preferred order) that the Accept
 // header allows. The most specific matching range decides (exact > type/* > */*); q=0 refuses.
 // No (or an empty) Accept header means the first listed type.
-std::optional<absl::string_view> NegotiateAccept(const httplib::Request& req,
-                                                const Operation& op) {
+std::optional<absl::string_view> NegotiateAccept(const httplib::Request& req, const Operation& op) {
   const std::string accept = HeaderValues(req, "Accept");
   if (absl::StripAsciiWhitespace(accept).empty()) return op.accept.front();
   struct Range {
@@ -110,8 +108,7 @@ std::optional<absl::string_view> NegotiateAccept(const httplib::Request& req,
 }
 
 bool HasBody(const httplib::Request& req) {
-  if (absl::StrContains(absl::AsciiStrToLower(HeaderValues(req, "Transfer-Encoding")),
-                        "chunked")) {
+  if (absl::StrContains(absl::AsciiStrToLower(HeaderValues(req, "Transfer-Encoding")), "chunked")) {
     return true;
   }
   const std::string length = req.get_header_value("Content-Length");
@@ -160,6 +157,16 @@ class Simulator::Impl {
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(options_.max_body_bytes);
     server_.set_keep_alive_max_count(1000);
+    // httplib writes headers and body separately: without TCP_NODELAY, Nagle + delayed ACKs
+    // add ~40 ms to every answer on a kept-alive connection.
+    server_.set_tcp_nodelay(true);
+    // Replaces httplib's default (SO_REUSEPORT, which would let two simulators share a port
+    // silently) and remembers the listening socket to raise its backlog below.
+    server_.set_socket_options([this](socket_t sock) {
+      int yes = 1;
+      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+      listen_socket_ = sock;
+    });
     server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       // Requests without a body are answered here, before httplib tries to read one (it
       // would wait for EOF on a POST without Content-Length).
@@ -198,8 +205,8 @@ class Simulator::Impl {
       port_ = server_.bind_to_any_port(options_.host);
       if (port_ <= 0) {
         port_ = 0;
-        return absl::UnavailableError(absl::StrCat("segment-sim: cannot bind ", options_.host,
-                                                   ":0"));
+        return absl::UnavailableError(
+            absl::StrCat("segment-sim: cannot bind ", options_.host, ":0"));
       }
     } else {
       if (!server_.bind_to_port(options_.host, options_.port)) {
@@ -208,6 +215,9 @@ class Simulator::Impl {
       }
       port_ = options_.port;
     }
+    // httplib listens with a backlog of 5: a burst of new connections (a client pool warming
+    // up) would see SYNs dropped and retried after 1 s. Linux lets listen() raise it.
+    if (listen_socket_ != INVALID_SOCKET) ::listen(listen_socket_, SOMAXCONN);
     started_ = true;
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     // The socket already listens (connections queue); also wait for the accept loop, so that
@@ -286,22 +296,20 @@ class Simulator::Impl {
     }
     // The rest of the body is unread: answer and close the connection.
     const int status = too_large || res.status == 413 ? 413 : 400;
-    const Result r =
-        status == 413
-            ? ErrorResult(413, kErrorPayloadTooLarge,
-                          absl::StrCat("request body larger than ", options_.max_body_bytes,
-                                       " bytes"))
-            : ErrorResult(400, kErrorBadRequest, "malformed request body");
+    const Result r = status == 413 ? ErrorResult(413, kErrorPayloadTooLarge,
+                                                 absl::StrCat("request body larger than ",
+                                                              options_.max_body_bytes, " bytes"))
+                                   : ErrorResult(400, kErrorBadRequest, "malformed request body");
     res.status = status;
-    res.set_header("Connection", "close");
+    if (req.get_header_value("Connection") != "close") res.set_header("Connection", "close");
     res.set_content(Dump(r.body), "application/json");
     const absl::string_view target = req.target;
     const size_t question = target.find('?');
     absl::MutexLock lock(&stats_mu_);
-    LogLocked(req, body, target.substr(0, question),
-              question == absl::string_view::npos ? absl::string_view()
-                                                  : target.substr(question + 1),
-              nullptr, status);
+    LogLocked(
+        req, body, target.substr(0, question),
+        question == absl::string_view::npos ? absl::string_view() : target.substr(question + 1),
+        nullptr, status);
   }
 
   void Serve(const httplib::Request& req, const std::string& body, httplib::Response& res) {
@@ -330,9 +338,8 @@ class Simulator::Impl {
 
     const std::optional<Route> route = MatchRoute(req.method, raw_path);
     if (!route) {
-      const Result r = ErrorResult(
-          404, kErrorNotFound,
-          absl::StrCat("no such operation: ", req.method, " ", raw_path));
+      const Result r = ErrorResult(404, kErrorNotFound,
+                                   absl::StrCat("no such operation: ", req.method, " ", raw_path));
       res.status = r.status;
       res.set_content(Dump(r.body), "application/json");
       absl::MutexLock lock(&stats_mu_);
@@ -343,9 +350,8 @@ class Simulator::Impl {
     ServeOperation(req, body, res, *route, raw_path, raw_query);
   }
 
-  void ServeOperation(const httplib::Request& req, const std::string& body,
-                      httplib::Response& res, const Route& route,
-                      absl::string_view raw_path, absl::string_view raw_query) {
+  void ServeOperation(const httplib::Request& req, const std::string& body, httplib::Response& res,
+                      const Route& route, absl::string_view raw_path, absl::string_view raw_query) {
     const Operation& op = *route.op;
     {
       absl::MutexLock lock(&stats_mu_);
@@ -365,8 +371,7 @@ class Simulator::Impl {
                                   options_.rate_limits.For(op.rpc), now);
       const std::string& space = route.params.at("spaceId");
       if (!decision->allowed) {
-        result = TooManyRequests("Too many requests", decision->reset - now,
-                                 decision->consumed);
+        result = TooManyRequests("Too many requests", decision->reset - now, decision->consumed);
       } else if (!CheckMonthlyQuota(op, space, now, &result)) {
         // result set
       } else if (!media) {
@@ -374,11 +379,10 @@ class Simulator::Impl {
                              absl::StrCat("Accept allows none of the media types ", op.rpc,
                                           " produces: ", absl::StrJoin(op.accept, ", ")));
       } else if (op.has_body && !ContentTypeOk(req, op)) {
-        result = ErrorResult(
-            415, kErrorUnsupportedMediaType,
-            absl::StrCat("Content-Type \"", req.get_header_value("Content-Type"),
-                         "\" is not accepted by ", op.rpc, "; use one of ",
-                         absl::StrJoin(op.content_types, ", ")));
+        result = ErrorResult(415, kErrorUnsupportedMediaType,
+                             absl::StrCat("Content-Type \"", req.get_header_value("Content-Type"),
+                                          "\" is not accepted by ", op.rpc, "; use one of ",
+                                          absl::StrJoin(op.content_types, ", ")));
       } else {
         result = Dispatch(route, raw_query, body, UserIdForToken(token), now);
       }
@@ -411,8 +415,8 @@ class Simulator::Impl {
     constexpr absl::string_view kScheme = "bearer ";
     if (!absl::StartsWithIgnoreCase(value, kScheme) ||
         absl::StripAsciiWhitespace(value.substr(kScheme.size())).empty()) {
-      *result = ErrorResult(401, kErrorUnauthorized,
-                            "the Authorization header must be: Bearer <token>");
+      *result =
+          ErrorResult(401, kErrorUnauthorized, "the Authorization header must be: Bearer <token>");
       return false;
     }
     *token = std::string(absl::StripAsciiWhitespace(value.substr(kScheme.size())));
@@ -459,8 +463,8 @@ class Simulator::Impl {
       auto it = route.params.find(name);
       return it == route.params.end() ? std::string() : it->second;
     };
-    const std::string id = op.id == OpId::kForceExecuteAudienceRun ? param("audienceId")
-                                                                    : param("id");
+    const std::string id =
+        op.id == OpId::kForceExecuteAudienceRun ? param("audienceId") : param("id");
     const std::string schedule_id = param("scheduleId");
 
     FieldErrors errors;
@@ -571,10 +575,10 @@ class Simulator::Impl {
     const size_t question = target.find('?');
     absl::MutexLock lock(&stats_mu_);
     if (res.status == 404) ++unrouted_;
-    LogLocked(req, req.body, target.substr(0, question),
-              question == absl::string_view::npos ? absl::string_view()
-                                                 : target.substr(question + 1),
-              nullptr, res.status);
+    LogLocked(
+        req, req.body, target.substr(0, question),
+        question == absl::string_view::npos ? absl::string_view() : target.substr(question + 1),
+        nullptr, res.status);
     return httplib::Server::HandlerResponse::Handled;
   }
 
@@ -627,7 +631,8 @@ class Simulator::Impl {
     } else {
       entry["body"] = body;
     }
-    entry["operation"] = route != nullptr ? ordered_json(std::string(route->op->rpc)) : ordered_json(nullptr);
+    entry["operation"] =
+        route != nullptr ? ordered_json(std::string(route->op->rpc)) : ordered_json(nullptr);
     entry["status"] = status;
     log_.push_back(std::move(entry));
     while (log_.size() > kLogCapacity) log_.pop_front();
@@ -645,6 +650,7 @@ class Simulator::Impl {
   std::thread thread_;
   bool started_ = false;
   int port_ = 0;
+  socket_t listen_socket_ = INVALID_SOCKET;
   Store store_;
   FixedWindowLimiter limiter_;
   FixedWindowLimiter monthly_;

@@ -38,8 +38,8 @@ struct SimulatorOptions {
   RateLimitConfig rate_limits = RateLimitConfig::Defaults();
   std::string token;  // the one bearer token accepted; empty: any non-empty token
   absl::Duration preview_duration = absl::Seconds(2);  // how long a preview stays RUNNING
-  absl::Duration latency = absl::ZeroDuration();  // added before answering each operation
-  int threads = 32;                               // HTTP worker threads
+  absl::Duration latency = absl::ZeroDuration();       // added before answering each operation
+  int threads = 32;                                    // HTTP worker threads
   int64_t preview_monthly_quota = 700;  // CreateAudiencePreview per spaceId per UTC month
   size_t max_body_bytes = 1 << 20;      // larger request bodies get 413
   // The clock for rate-limit windows, quotas, timestamps and preview progress; null means

@@ -124,7 +124,8 @@ ordered_json ConfigJson(const std::string& strategy, const json& config) {
 // The fields of `options` in the model's order (AudienceOptions).
 ordered_json AudienceOptionsJson(const json& options) {
   ordered_json out = ordered_json::object();
-  for (const char* name : {"includeHistoricalData", "filterByExternalIds", "backfillEventDataDays"}) {
+  for (const char* name :
+       {"includeHistoricalData", "filterByExternalIds", "backfillEventDataDays"}) {
     if (options.contains(name)) out[name] = options[name];
   }
   return out;
@@ -154,8 +155,7 @@ Result Success() {
 
 // A page of `items` per `query`, returned with its PaginationOutput.
 template <typename T>
-std::vector<T> Page(const std::vector<T>& items, const ListQuery& query,
-                    ordered_json* pagination) {
+std::vector<T> Page(const std::vector<T>& items, const ListQuery& query, ordered_json* pagination) {
   const int64_t total = static_cast<int64_t>(items.size());
   const int64_t begin = std::min(query.offset, total);
   const int64_t end = std::min(total, begin + query.count);
@@ -256,8 +256,10 @@ Store::Audience* Store::FindLinkedAudience(const std::string& space, const std::
   if (audience != nullptr && audience->audience_type != "LINKED") {
     *error = ErrorResult(
         422, kErrorValidation,
-        absl::StrCat(what, " are only available for Linked audiences (audienceType = LINKED); "
-                     "audience ", id, " has audienceType ", audience->audience_type),
+        absl::StrCat(what,
+                     " are only available for Linked audiences (audienceType = LINKED); "
+                     "audience ",
+                     id, " has audienceType ", audience->audience_type),
         "audienceType");
     return nullptr;
   }
@@ -294,8 +296,7 @@ ordered_json Store::SummaryJson(const Audience& a) {
   return j;
 }
 
-ordered_json Store::WithLookbackJson(const Audience& a, bool include_schedules,
-                                     absl::Time now) {
+ordered_json Store::WithLookbackJson(const Audience& a, bool include_schedules, absl::Time now) {
   ordered_json j = ordered_json::object();
   ordered_json cadence = ordered_json::object();
   cadence["type"] = a.audience_type == "LINKED" ? "BATCH" : "REALTIME";
@@ -304,9 +305,9 @@ ordered_json Store::WithLookbackJson(const Audience& a, bool include_schedules,
   // AudienceOptionsWithLookback: filterByExternalIds is required there.
   ordered_json options = ordered_json::object();
   const json given = a.options.value_or(json::object());
-  options["filterByExternalIds"] =
-      given.contains("filterByExternalIds") ? given["filterByExternalIds"]
-                                            : json(DefaultExternalIds());
+  options["filterByExternalIds"] = given.contains("filterByExternalIds")
+                                       ? given["filterByExternalIds"]
+                                       : json(DefaultExternalIds());
   if (given.contains("includeHistoricalData")) {
     options["includeHistoricalData"] = given["includeHistoricalData"];
   }
@@ -335,8 +336,8 @@ ordered_json Store::ScheduleJson(const Schedule& s, absl::Time now) {
   return j;
 }
 
-Result Store::CreateAudience(const std::string& space, const json& input,
-                             const std::string& user, absl::Time now) {
+Result Store::CreateAudience(const std::string& space, const json& input, const std::string& user,
+                             absl::Time now) {
   absl::MutexLock lock(&mu_);
   Space& s = spaces_[space];
   Audience a;
@@ -368,8 +369,8 @@ Result Store::CreateAudience(const std::string& space, const json& input,
   return Ok(std::move(data));
 }
 
-Result Store::GetAudience(const std::string& space, const std::string& id,
-                          bool include_schedules, absl::Time now) {
+Result Store::GetAudience(const std::string& space, const std::string& id, bool include_schedules,
+                          absl::Time now) {
   absl::MutexLock lock(&mu_);
   Result error;
   const Audience* a = FindAudience(space, id, &error);
@@ -406,8 +407,8 @@ Result Store::ListAudiences(const std::string& space, const ListQuery& query, ab
   return Ok(std::move(data));
 }
 
-Result Store::UpdateAudience(const std::string& space, const std::string& id,
-                             const json& input, const std::string& user, absl::Time now) {
+Result Store::UpdateAudience(const std::string& space, const std::string& id, const json& input,
+                             const std::string& user, absl::Time now) {
   absl::MutexLock lock(&mu_);
   Result error;
   Audience* a = FindAudience(space, id, &error);
@@ -521,8 +522,7 @@ Result Store::ListSchedules(const std::string& space, const std::string& id, abs
 }
 
 Result Store::UpdateSchedule(const std::string& space, const std::string& id,
-                             const std::string& schedule_id, const json& input,
-                             absl::Time now) {
+                             const std::string& schedule_id, const json& input, absl::Time now) {
   absl::MutexLock lock(&mu_);
   Result error;
   Audience* a = FindLinkedAudience(space, id, "Schedules", &error);

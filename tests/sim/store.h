@@ -19,11 +19,11 @@
 #include <map>
 #include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/random/random.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
@@ -75,23 +75,22 @@ class Store {
   Result UpdateAudience(const std::string& space, const std::string& id,
                         const nlohmann::json& input, const std::string& user, absl::Time now)
       ABSL_LOCKS_EXCLUDED(mu_);
-  Result RemoveAudience(const std::string& space, const std::string& id)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  Result RemoveAudience(const std::string& space, const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   // Consumers: the other audiences of the space whose definition.query contains the key of
   // audience `id`.
   Result ListConsumers(const std::string& space, const std::string& id, const ListQuery& query)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // `input` is a validated schedule input (strategy + config).
-  Result AddSchedule(const std::string& space, const std::string& id,
-                     const nlohmann::json& input, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  Result AddSchedule(const std::string& space, const std::string& id, const nlohmann::json& input,
+                     absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   Result GetSchedule(const std::string& space, const std::string& id,
                      const std::string& schedule_id, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   Result ListSchedules(const std::string& space, const std::string& id, absl::Time now)
       ABSL_LOCKS_EXCLUDED(mu_);
   Result UpdateSchedule(const std::string& space, const std::string& id,
-                        const std::string& schedule_id, const nlohmann::json& input,
-                        absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+                        const std::string& schedule_id, const nlohmann::json& input, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
   Result RemoveSchedule(const std::string& space, const std::string& id,
                         const std::string& schedule_id) ABSL_LOCKS_EXCLUDED(mu_);
   Result ForceRun(const std::string& space, const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);

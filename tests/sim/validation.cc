@@ -29,9 +29,9 @@ struct FieldSpec {
   absl::string_view name;
   Kind kind = Kind::kString;
   bool required = false;
-  int64_t min = 0;        // string: min code points; integer (or items): min value
-  int64_t max = kNoMax;   // string: max code points; integer (or items): max value
-  size_t min_items = 0;   // arrays
+  int64_t min = 0;         // string: min code points; integer (or items): min value
+  int64_t max = kNoMax;    // string: max code points; integer (or items): max value
+  size_t min_items = 0;    // arrays
   bool non_blank = false;  // strings: not only whitespace
   std::vector<absl::string_view> enum_values;
   const ObjectSpec* object = nullptr;
@@ -101,8 +101,8 @@ FieldSpec Obj(absl::string_view name, bool required, const ObjectSpec* spec) {
 }
 
 const std::vector<absl::string_view>& AudienceTypes() {
-  static const auto* const kTypes = new std::vector<absl::string_view>{"ACCOUNTS", "LINKED",
-                                                                      "USERS"};
+  static const auto* const kTypes =
+      new std::vector<absl::string_view>{"ACCOUNTS", "LINKED", "USERS"};
   return *kTypes;
 }
 
@@ -256,8 +256,7 @@ void ValidateValue(const json& v, const FieldSpec& f, const std::string& path,
                        : absl::StrCat(path, " must have at least ", f.min, " characters"));
       } else if (len > f.max) {
         Add(errors, path, absl::StrCat(path, " must have at most ", f.max, " characters"));
-      } else if (f.non_blank &&
-                 absl::StripAsciiWhitespace(s).empty()) {
+      } else if (f.non_blank && absl::StripAsciiWhitespace(s).empty()) {
         Add(errors, path, absl::StrCat(path, " must not be blank"));
       }
       return;
@@ -286,8 +285,7 @@ void ValidateValue(const json& v, const FieldSpec& f, const std::string& path,
         const int64_t len = static_cast<int64_t>(Utf8Length(item.get_ref<const std::string&>()));
         if (len < f.min || len > f.max) {
           Add(errors, path,
-              absl::StrCat(path, " item ", i, " must have ", f.min, " to ", f.max,
-                           " characters"));
+              absl::StrCat(path, " item ", i, " must have ", f.min, " to ", f.max, " characters"));
           return;
         }
       }
@@ -385,8 +383,7 @@ bool LooksLikeTimeZone(absl::string_view name) {
       return false;
     }
     for (char c : part) {
-      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' &&
-          c != '+') {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-' && c != '+') {
         return false;
       }
     }
@@ -403,8 +400,8 @@ const std::vector<std::string>& DefaultExternalIds() {
 }
 
 const std::vector<absl::string_view>& PeriodicIntervals() {
-  static const auto* const kIntervals = new std::vector<absl::string_view>{
-      "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"};
+  static const auto* const kIntervals =
+      new std::vector<absl::string_view>{"15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"};
   return *kIntervals;
 }
 
@@ -423,8 +420,7 @@ std::optional<json> ParseJsonObject(absl::string_view body, FieldErrors* errors)
     return std::nullopt;
   }
   if (!parsed.is_object()) {
-    Add(errors, "", absl::StrCat("request body must be a JSON object, not ",
-                                 JsonTypeName(parsed)));
+    Add(errors, "", absl::StrCat("request body must be a JSON object, not ", JsonTypeName(parsed)));
     return std::nullopt;
   }
   return parsed;
@@ -530,14 +526,12 @@ QueryParams ParseQuery(absl::string_view raw_query) {
 void CheckQueryNames(const QueryParams& query, const Operation& op, FieldErrors* errors) {
   std::vector<std::string> seen;
   for (const auto& [name, value] : query) {
-    if (std::find(op.query_params.begin(), op.query_params.end(), name) ==
-        op.query_params.end()) {
+    if (std::find(op.query_params.begin(), op.query_params.end(), name) == op.query_params.end()) {
       Add(errors, name,
-          op.query_params.empty()
-              ? absl::StrCat("unknown query parameter ", name, ": ", op.rpc,
-                             " takes no query parameters")
-              : absl::StrCat("unknown query parameter ", name, ": ", op.rpc, " takes ",
-                             absl::StrJoin(op.query_params, ", ")));
+          op.query_params.empty() ? absl::StrCat("unknown query parameter ", name, ": ", op.rpc,
+                                                 " takes no query parameters")
+                                  : absl::StrCat("unknown query parameter ", name, ": ", op.rpc,
+                                                 " takes ", absl::StrJoin(op.query_params, ", ")));
       continue;
     }
     if (std::find(seen.begin(), seen.end(), name) != seen.end()) {
@@ -655,9 +649,7 @@ bool ParseInclude(const QueryParams& query, FieldErrors* errors) {
   return true;
 }
 
-std::string EncodeCursor(int64_t offset) {
-  return absl::Base64Escape(absl::StrCat(offset));
-}
+std::string EncodeCursor(int64_t offset) { return absl::Base64Escape(absl::StrCat(offset)); }
 
 std::optional<int64_t> DecodeCursor(absl::string_view cursor) {
   if (cursor.empty() || cursor.size() > 24) return std::nullopt;
@@ -678,9 +670,8 @@ std::optional<int64_t> DecodeCursor(absl::string_view cursor) {
 }
 
 size_t Utf8Length(absl::string_view s) {
-  return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-  }));
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 bool IsValidTimeZone(absl::string_view name) {
