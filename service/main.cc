@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -16,6 +18,8 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <yaml-cpp/yaml.h>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -24,6 +28,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "service/auth/access.h"
 #include "service/auth/token_source.h"
 #include "service/cache/in_memory_store.h"
 #include "service/cache/listing_cache.h"
@@ -75,6 +80,12 @@ ABSL_FLAG(absl::Duration, cache_stale_if_error, absl::Minutes(5),
           "upstream fails or the rate-limit wait exceeds the caller's deadline.");
 ABSL_FLAG(std::string, redis_url, "",
           "Redis for limits and cache shared by several replicas; none = in-process.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the gRPC port; with --tls_key, serves TLS (else plaintext).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, client_ca, "",
+          "PEM CA bundle: require and verify client certificates (mutual TLS); their SAN/CN "
+          "name the caller.");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(30),
           "Longest wait for one upstream request (the caller's deadline may cut it shorter).");
 ABSL_FLAG(int, upstream_max_connections, 64,
@@ -108,6 +119,39 @@ std::vector<absl::string_view> RpcNames() {
   return names;
 }
 
+std::vector<absl::string_view> WriteRpcNames() {
+  std::vector<absl::string_view> names;
+  for (const auto& op : sag::ops::Operations()) {
+    if (!op.idempotent) names.push_back(op.rpc);
+  }
+  return names;
+}
+
+std::string ReadFileOrDie(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Die("--" + flag + ": cannot read " + path);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+// Plaintext, TLS (--tls_cert/--tls_key) or mutual TLS (and --client_ca).
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
+  std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key),
+              ca = absl::GetFlag(FLAGS_client_ca);
+  if (cert.empty() && key.empty()) {
+    if (!ca.empty()) Die("--client_ca needs --tls_cert and --tls_key");
+    return grpc::InsecureServerCredentials();
+  }
+  if (cert.empty() || key.empty()) Die("--tls_cert and --tls_key go together");
+  grpc::SslServerCredentialsOptions ssl(
+      ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_key_cert_pairs.push_back({ReadFileOrDie("tls_key", key), ReadFileOrDie("tls_cert", cert)});
+  if (!ca.empty()) ssl.pem_root_certs = ReadFileOrDie("client_ca", ca);
+  return grpc::SslServerCredentials(ssl);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,34 +170,26 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
 
   // The config file: flags it names (the command line wins), and the workspace.
-  std::string token_file = absl::GetFlag(FLAGS_token_file);
-  std::string workspace_name = "default";
+  std::vector<sag::config::WorkspaceConfig> workspace_configs;
+  YAML::Node config_root;
   if (std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
     auto root = sag::config::LoadConfigFile(path);
     if (!root.ok()) Die(std::string(root.status().message()), sag::config::kConfigErrorExitCode);
+    config_root = *root;
     absl::Status applied = sag::config::ApplyFlagsFromConfig(*root, given);
     if (!applied.ok()) Die(std::string(applied.message()), sag::config::kConfigErrorExitCode);
     auto workspaces = sag::config::ParseWorkspaces(*root);
     if (!workspaces.ok()) {
       Die(std::string(workspaces.status().message()), sag::config::kConfigErrorExitCode);
     }
-    if (workspaces->size() > 1) {
-      Die("config: this version serves one workspace; `workspaces` lists " +
-              std::to_string(workspaces->size()),
-          sag::config::kConfigErrorExitCode);
-    }
-    if (workspaces->size() == 1) {
-      const auto& ws = workspaces->front();
-      workspace_name = ws.name;
-      if (given.count("token_file") == 0) token_file = ws.token_file;
-      if (ws.upstream_url && given.count("upstream_url") == 0) {
-        absl::SetFlag(&FLAGS_upstream_url, *ws.upstream_url);
-      }
-    }
-    if (given.count("token_file") == 0 && workspaces->empty()) {
-      token_file = absl::GetFlag(FLAGS_token_file);
-    }
+    workspace_configs = *workspaces;
   }
+  if (!workspace_configs.empty() && given.count("token_file") > 0) {
+    Die("--token_file and the config's `workspaces` both name tokens; use one",
+        sag::config::kConfigErrorExitCode);
+  }
+  auto access = sag::auth::AccessPolicy::Parse(config_root, RpcNames(), WriteRpcNames());
+  if (!access.ok()) Die(std::string(access.status().message()), sag::config::kConfigErrorExitCode);
 
   sag::telemetry::Logger logger(absl::GetFlag(FLAGS_log_level));
   if (!absl::GetFlag(FLAGS_redis_url).empty()) {
@@ -173,23 +209,55 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  std::unique_ptr<sag::auth::TokenSource> tokens;
-  if (!token_file.empty()) {
-    tokens = std::make_unique<sag::auth::FileTokenSource>(token_file);
-  } else {
-    const char* env = std::getenv("SEGMENT_API_TOKEN");
-    tokens = std::make_unique<sag::auth::StaticTokenSource>(env != nullptr ? env : "");
+  // Workspaces: from the config, else one named "default" from --token_file or the environment.
+  if (workspace_configs.empty()) {
+    sag::config::WorkspaceConfig ws;
+    ws.name = "default";
+    ws.token_file = absl::GetFlag(FLAGS_token_file);
+    workspace_configs.push_back(ws);
   }
-  if (auto t = tokens->Token(); t.ok()) {
-    logger.AddSecret(*t);
-  } else {
-    logger.Warn("no Segment token yet; calls fail with UNAVAILABLE until one is loaded",
-                {{"workspace", workspace_name}, {"reason", std::string(t.status().message())}});
+  sag::telemetry::Registry registry;
+  auto metrics = sag::telemetry::GatewayMetrics::Create(&registry, SAG_VERSION);
+  if (!metrics.ok()) Die(std::string(metrics.status().message()), 1);
+  sag::telemetry::GatewayMetrics* m = metrics->get();
+
+  std::vector<std::unique_ptr<sag::auth::TokenSource>> token_sources;
+  std::vector<sag::Workspace> workspaces;
+  for (const auto& wc : workspace_configs) {
+    std::unique_ptr<sag::auth::TokenSource> tokens;
+    if (!wc.token_file.empty()) {
+      std::string name = wc.name;
+      tokens = std::make_unique<sag::auth::FileTokenSource>(
+          wc.token_file, absl::Seconds(1), [m, &logger, name](bool ok, const std::string& why) {
+            m->token_reloads->WithLabels({name, ok ? "ok" : "error"})->Increment();
+            if (ok) {
+              logger.Info("token loaded", {{"workspace", name}});
+            } else {
+              logger.Warn("token not loaded; the last good token stays in use",
+                          {{"workspace", name}, {"reason", why}});
+            }
+          });
+    } else {
+      const char* env = std::getenv("SEGMENT_API_TOKEN");
+      tokens = std::make_unique<sag::auth::StaticTokenSource>(env != nullptr ? env : "");
+    }
+    if (auto t = tokens->Token(); t.ok()) {
+      logger.AddSecret(*t);
+    } else {
+      logger.Warn("no Segment token yet; calls fail with UNAVAILABLE until one is loaded",
+                  {{"workspace", wc.name}, {"reason", std::string(t.status().message())}});
+    }
+    sag::Workspace ws;
+    ws.name = wc.name;
+    ws.tokens = tokens.get();
+    ws.spaces.insert(wc.spaces.begin(), wc.spaces.end());
+    if (wc.upstream_url) ws.upstream_url = *wc.upstream_url;
+    workspaces.push_back(std::move(ws));
+    token_sources.push_back(std::move(tokens));
   }
 
   // Rate limits.
   sag::GatewayOptions options;
-  options.workspace = workspace_name;
   options.upstream_url = absl::GetFlag(FLAGS_upstream_url);
   auto overrides = sag::ratelimit::ParseRateLimits(absl::GetFlag(FLAGS_rate_limits), RpcNames());
   if (!overrides.ok()) Die("--rate_limits: " + std::string(overrides.status().message()));
@@ -203,11 +271,6 @@ int main(int argc, char** argv) {
     Die("--upstream_timeout must be positive");
   }
 
-  // Metrics.
-  sag::telemetry::Registry registry;
-  auto metrics = sag::telemetry::GatewayMetrics::Create(&registry, SAG_VERSION);
-  if (!metrics.ok()) Die(std::string(metrics.status().message()), 1);
-  sag::telemetry::GatewayMetrics* m = metrics->get();
 
   // The cache is declared before the timers so that no timer can fire into a destroyed cache.
   std::unique_ptr<sag::cache::ListingCache> cache;
@@ -247,10 +310,14 @@ int main(int argc, char** argv) {
     }
   };
   sag::ratelimit::Limiter limiter(&budget, sag::RealClock(), &timers, limiter_options);
+  std::vector<std::string> workspace_names;
+  for (const auto& ws : workspaces) workspace_names.push_back(ws.name);
   for (const auto& op : sag::ops::Operations()) {
-    std::string lane = absl::StrCat(workspace_name, "/", op.rpc);
-    m->queue_depth->WithLabels({std::string(op.rpc)})->SetCallback([&limiter, lane] {
-      return static_cast<double>(limiter.QueueDepth(lane));
+    std::string rpc(op.rpc);
+    m->queue_depth->WithLabels({rpc})->SetCallback([&limiter, workspace_names, rpc] {
+      size_t depth = 0;
+      for (const auto& ws : workspace_names) depth += limiter.QueueDepth(absl::StrCat(ws, "/", rpc));
+      return static_cast<double>(depth);
     });
   }
 
@@ -289,7 +356,8 @@ int main(int argc, char** argv) {
   sag::GatewayObservers observers{m, &logger};
   sag::GatewayParts parts;
   parts.cache = cache.get();
-  auto gateway = sag::Gateway::Create(options, &env, tokens.get(), parts, observers);
+  parts.access = &*access;
+  auto gateway = sag::Gateway::Create(options, &env, workspaces, parts, observers);
   if (!gateway.ok()) Die(std::string(gateway.status().message()));
   sag::AudiencesServiceImpl service(gateway->get());
 
@@ -307,7 +375,7 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder builder;
   int port = 0;
   std::string listen = absl::GetFlag(FLAGS_listen);
-  builder.AddListeningPort(listen, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(listen, ServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) Die(absl::StrCat("cannot listen on ", listen), 1);
@@ -316,6 +384,15 @@ int main(int argc, char** argv) {
   absl::Notification stopping;
   uint64_t evictions_seen = 0;
   auto refresh_health = [&] {
+    bool tokens_ok = true;
+    for (const auto& source : token_sources) {
+      auto token = source->Token();
+      if (token.ok()) {
+        logger.AddSecret(*token);
+      } else {
+        tokens_ok = false;
+      }
+    }
     if (cache) {
       uint64_t evictions = cache->stats().store.evictions;
       if (evictions > evictions_seen) {
@@ -323,9 +400,7 @@ int main(int argc, char** argv) {
         evictions_seen = evictions;
       }
     }
-    auto token = tokens->Token();
-    if (token.ok()) logger.AddSecret(*token);
-    bool serving = !stopping.HasBeenNotified() && token.ok();
+    bool serving = !stopping.HasBeenNotified() && tokens_ok;
     health->SetServingStatus("", serving);
     health->SetServingStatus(kServiceName, serving);
   };
@@ -336,7 +411,9 @@ int main(int argc, char** argv) {
             << normalized << ")" << std::endl;
   logger.Info("started", {{"listen", absl::StrCat(host, ":", port)},
                           {"upstream", normalized},
-                          {"workspace", workspace_name},
+                          {"workspaces", workspace_names},
+                          {"tls", !absl::GetFlag(FLAGS_tls_cert).empty()},
+                          {"mtls", !absl::GetFlag(FLAGS_client_ca).empty()},
                           {"metrics", metrics_server ? absl::StrCat(metrics_server->host(), ":",
                                                                     metrics_server->port())
                                                      : ""},

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config ca-certificates git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
-  libspdlog-dev libhiredis-dev libyaml-cpp-dev
+  libspdlog-dev libhiredis-dev libyaml-cpp-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server curl python3 python3-prometheus-client
 )

@@ -17,8 +17,15 @@ absl::StatusOr<std::string> StaticTokenSource::Token() {
   return token_;
 }
 
-FileTokenSource::FileTokenSource(std::string path, absl::Duration check_interval)
-    : path_(std::move(path)), check_interval_(check_interval) {}
+FileTokenSource::FileTokenSource(std::string path, absl::Duration check_interval,
+                                 ReloadObserver observer)
+    : path_(std::move(path)), check_interval_(check_interval), observer_(std::move(observer)) {}
+
+void FileTokenSource::Failed(std::string reason) {
+  // Report a failure once per distinct reason, not on every check.
+  if (reason != error_ && observer_) observer_(false, reason);
+  error_ = std::move(reason);
+}
 
 void FileTokenSource::MaybeReload() {
   absl::Time now = absl::Now();
@@ -26,7 +33,7 @@ void FileTokenSource::MaybeReload() {
   next_check_ = now + check_interval_;
   struct stat st;
   if (::stat(path_.c_str(), &st) != 0) {
-    error_ = absl::StrCat("cannot stat token file ", path_, ": ", std::strerror(errno));
+    Failed(absl::StrCat("cannot stat token file ", path_, ": ", std::strerror(errno)));
     return;
   }
   Stamp stamp{static_cast<unsigned long long>(st.st_ino),
@@ -35,24 +42,29 @@ void FileTokenSource::MaybeReload() {
   if (loaded_once_ && stamp == stamp_) return;
   std::ifstream in(path_, std::ios::binary);
   if (!in) {
-    error_ = absl::StrCat("cannot read token file ", path_);
+    Failed(absl::StrCat("cannot read token file ", path_));
     return;
   }
   std::stringstream buf;
   buf << in.rdbuf();
   std::string token(absl::StripAsciiWhitespace(buf.str()));
   if (token.empty()) {
-    error_ = absl::StrCat("token file ", path_, " is empty");
+    stamp_ = stamp;  // Judge this content once; a new write moves the stamp again.
+    loaded_once_ = true;
+    Failed(absl::StrCat("token file ", path_, " is empty"));
     return;
   }
   if (token.find_first_of("\r\n\t ") != std::string::npos || token.size() > 4096) {
-    error_ = absl::StrCat("token file ", path_, " does not hold a single token");
+    stamp_ = stamp;
+    loaded_once_ = true;
+    Failed(absl::StrCat("token file ", path_, " does not hold a single token"));
     return;
   }
   token_ = std::move(token);
   error_.clear();
   stamp_ = stamp;
   loaded_once_ = true;
+  if (observer_) observer_(true, "");
 }
 
 absl::StatusOr<std::string> FileTokenSource::Token() {

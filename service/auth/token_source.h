@@ -5,6 +5,7 @@
 #ifndef SAG_SERVICE_AUTH_TOKEN_SOURCE_H_
 #define SAG_SERVICE_AUTH_TOKEN_SOURCE_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -38,7 +39,12 @@ class StaticTokenSource final : public TokenSource {
 // becomes unreadable or empty keeps the last good token.
 class FileTokenSource final : public TokenSource {
  public:
-  explicit FileTokenSource(std::string path, absl::Duration check_interval = absl::Seconds(1));
+  // Told of every (re)load attempt that read a changed or unreadable file: ok, and the reason
+  // when not ok (never the token). Runs under the source's lock: must not call Token().
+  using ReloadObserver = std::function<void(bool ok, const std::string& reason)>;
+
+  explicit FileTokenSource(std::string path, absl::Duration check_interval = absl::Seconds(1),
+                           ReloadObserver observer = nullptr);
   absl::StatusOr<std::string> Token() override;
 
  private:
@@ -51,8 +57,11 @@ class FileTokenSource final : public TokenSource {
   };
   void MaybeReload() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  void Failed(std::string reason) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const std::string path_;
   const absl::Duration check_interval_;
+  const ReloadObserver observer_;
   absl::Mutex mu_;
   std::string token_ ABSL_GUARDED_BY(mu_);
   std::string error_ ABSL_GUARDED_BY(mu_);

@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "nlohmann/json.hpp"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "service/cache/keys.h"
 #include "service/common/status_util.h"
@@ -101,6 +102,7 @@ std::string Metadata(const grpc::CallbackServerContext* context, absl::string_vi
 
 struct Gateway::CallInfo {
   std::string rpc;
+  std::string workspace;
   std::string caller;
   std::string space;
   std::string request_id;
@@ -128,7 +130,7 @@ void Gateway::Report(const CallInfo& info, const absl::Status& status,
     if (!log->Enabled(line.level)) return;
     line.rpc = info.rpc;
     line.caller = info.caller;
-    line.workspace = options_.workspace;
+    line.workspace = info.workspace;
     line.space = info.space;
     line.code = std::string(code);
     line.latency = latency;
@@ -160,13 +162,13 @@ absl::StatusOr<std::string> Gateway::NormalizeBaseUrl(absl::string_view url) {
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options,
                                                          const ExchangeEnv* env,
-                                                         auth::TokenSource* tokens,
+                                                         std::vector<Workspace> workspaces,
                                                          GatewayParts parts,
                                                          GatewayObservers observers) {
   absl::StatusOr<std::string> base = NormalizeBaseUrl(options.upstream_url);
   if (!base.ok()) return base.status();
   options.upstream_url = *base;
-  std::unique_ptr<Gateway> gw(new Gateway(std::move(options), env, tokens, parts, observers));
+  std::unique_ptr<Gateway> gw(new Gateway(std::move(options), env, std::move(workspaces), parts, observers));
   const auto* service =
       segment::audiences::v1::GetAudienceRequest::descriptor()->file()->FindServiceByName(
           "AudiencesService");
@@ -176,22 +178,101 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options,
     if (!builder.ok()) return builder.status();
     gw->builders_.emplace(std::string(op.rpc), std::move(*builder));
   }
+  if (gw->workspaces_.empty()) return absl::InvalidArgumentError("no workspace configured");
+  for (const Workspace& ws : gw->workspaces_) {
+    if (!ws.upstream_url.empty()) {
+      absl::StatusOr<std::string> url = NormalizeBaseUrl(ws.upstream_url);
+      if (!url.ok()) return url.status();
+    }
+  }
   if (static_cast<int>(gw->builders_.size()) != service->method_count()) {
     return absl::InternalError("the operation table does not cover every RPC of the service");
   }
   return gw;
 }
 
-void Gateway::InvalidateAfterWrite(const ops::Operation& op,
+void Gateway::InvalidateAfterWrite(const std::string& workspace, const ops::Operation& op,
                                    const google::protobuf::Message& request,
                                    const absl::Status& status) {
   if (parts_.cache == nullptr || op.invalidates.empty() || DefinitelyNotExecuted(status)) return;
   std::string audience = op.rpc == "CreateAudience" ? "" : StringField(request, "id");
   if (audience.empty()) audience = StringField(request, "audience_id");
   for (const std::string& tag : cache::InvalidationTags(
-           options_.workspace, StringField(request, "space_id"), audience, op.invalidates)) {
+           workspace, StringField(request, "space_id"), audience, op.invalidates)) {
     parts_.cache->Invalidate(tag);
   }
+}
+
+void Gateway::Audit(const CallInfo& info, const google::protobuf::Message& request,
+                    const google::protobuf::Message* response, const absl::Status& status) {
+  if (observers_.logger == nullptr) return;
+  nlohmann::ordered_json fields = {
+      {"caller", info.caller},   {"rpc", info.rpc},
+      {"workspace", info.workspace}, {"space", info.space},
+      {"code", std::string(telemetry::GrpcCodeName(static_cast<int>(status.code())))},
+      {"request_id", info.request_id}};
+  for (const char* id : {"id", "audience_id", "schedule_id"}) {
+    std::string value = StringField(request, id);
+    if (!value.empty() && value.size() <= ops::kMaxIdLength) fields[id] = value;
+  }
+  if (response != nullptr && status.ok()) {
+    // The id a create made: the first `id` found one level down (audience, schedule, preview).
+    const auto* d = response->GetDescriptor();
+    for (int i = 0; i < d->field_count(); ++i) {
+      const auto* f = d->field(i);
+      if (f->message_type() == nullptr || f->is_repeated()) continue;
+      if (!response->GetReflection()->HasField(*response, f)) continue;
+      std::string created = StringField(response->GetReflection()->GetMessage(*response, f), "id");
+      if (!created.empty()) {
+        fields["result_id"] = created;
+        break;
+      }
+    }
+  }
+  if (!status.ok()) fields["error"] = std::string(status.message());
+  observers_.logger->Info("audit", fields);
+}
+
+absl::StatusOr<const Workspace*> Gateway::SelectWorkspace(absl::string_view requested,
+                                                          absl::string_view space) const {
+  if (!requested.empty()) {
+    for (const Workspace& ws : workspaces_) {
+      if (ws.name != requested) continue;
+      if (!ws.spaces.empty() && !ws.spaces.contains(space)) {
+        return absl::NotFoundError(absl::StrCat("space '", space, "' is not served by workspace '",
+                                                ws.name, "'"));
+      }
+      return &ws;
+    }
+    std::string known;
+    for (const Workspace& ws : workspaces_) absl::StrAppend(&known, known.empty() ? "" : ", ", ws.name);
+    return InvalidField("x-segment-workspace",
+                        absl::StrCat("unknown workspace; configured: ", known));
+  }
+  const Workspace* match = nullptr;
+  const Workspace* catch_all = nullptr;
+  int catch_alls = 0;
+  for (const Workspace& ws : workspaces_) {
+    if (ws.spaces.contains(space)) {
+      if (match != nullptr) {
+        return InvalidField("x-segment-workspace",
+                            absl::StrCat("space '", space, "' is served by workspaces '",
+                                         match->name, "' and '", ws.name, "'; name one"));
+      }
+      match = &ws;
+    } else if (ws.spaces.empty()) {
+      catch_all = &ws;
+      ++catch_alls;
+    }
+  }
+  if (match != nullptr) return match;
+  if (catch_alls == 1) return catch_all;
+  if (catch_alls > 1) {
+    return InvalidField("x-segment-workspace",
+                        "several workspaces serve any space; name one with x-segment-workspace");
+  }
+  return absl::NotFoundError(absl::StrCat("space '", space,
+                                          "' is not served by any configured workspace"));
 }
 
 ratelimit::Limit Gateway::LimitOf(absl::string_view rpc) const {
@@ -230,20 +311,41 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
   if (it == builders_.end()) return fail(absl::UnimplementedError(absl::StrCat(rpc)));
   const ops::RequestBuilder& builder = *it->second;
 
-  std::string workspace = Metadata(context, "x-segment-workspace");
-  if (!workspace.empty() && workspace != options_.workspace) {
-    return fail(InvalidField("x-segment-workspace",
-                             absl::StrCat("unknown workspace; this gateway serves '",
-                                          options_.workspace, "'")));
+  // Who is calling, and may they?
+  if (parts_.access != nullptr) {
+    auth::PeerInfo peer;
+    auto auth_context = context->auth_context();
+    if (auth_context != nullptr && auth_context->IsPeerAuthenticated()) {
+      for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
+        for (const auto& v : auth_context->FindPropertyValues(property)) {
+          peer.cert_names.emplace_back(v.data(), v.size());
+        }
+      }
+    }
+    peer.api_key = Metadata(context, "x-api-key");
+    peer.caller_id_hint = Metadata(context, "x-caller-id");
+    peer.address = context->peer();
+    absl::StatusOr<std::string> caller = parts_.access->Identify(peer);
+    if (!caller.ok()) return fail(caller.status());
+    info->caller = *caller;
+    if (absl::Status allowed = parts_.access->Authorize(*caller, rpc, info->space); !allowed.ok()) {
+      return fail(allowed);
+    }
   }
 
-  absl::StatusOr<upstream::HttpRequest> http = builder.Build(*request, options_.upstream_url);
+  absl::StatusOr<const Workspace*> selected =
+      SelectWorkspace(Metadata(context, "x-segment-workspace"), info->space);
+  if (!selected.ok()) return fail(selected.status());
+  const Workspace& ws = **selected;
+  info->workspace = ws.name;
+
+  absl::StatusOr<upstream::HttpRequest> http = builder.Build(
+      *request, ws.upstream_url.empty() ? options_.upstream_url : ws.upstream_url);
   if (!http.ok()) return fail(http.status());
 
-  absl::StatusOr<std::string> token = tokens_->Token();
+  absl::StatusOr<std::string> token = ws.tokens->Token();
   if (!token.ok()) {
-    return fail(absl::UnavailableError(absl::StrCat("no Segment token for workspace '",
-                                                    options_.workspace,
+    return fail(absl::UnavailableError(absl::StrCat("no Segment token for workspace '", ws.name,
                                                     "': ", token.status().message())));
   }
   http->headers.emplace_back("Authorization", absl::StrCat("Bearer ", *token));
@@ -253,7 +355,7 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
   params.builder = &builder;
   params.http = *std::move(http);
   params.secret = *token;
-  params.lane = absl::StrCat(options_.workspace, "/", rpc);
+  params.lane = absl::StrCat(ws.name, "/", rpc);
   params.limit = LimitOf(rpc);
   params.caller = info->caller;
   params.space = info->space;
@@ -282,7 +384,8 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
       [this, call, request, response, info, &op](
           absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
           const ExchangeReport& report) {
-        InvalidateAfterWrite(op, *request, status);
+        InvalidateAfterWrite(info->workspace, op, *request, status);
+        if (!op.idempotent) Audit(*info, *request, answer.get(), status);
         Report(*info, status, report);
         if (!call->Claim()) return;
         if (status.ok() && answer != nullptr) {
@@ -308,8 +411,8 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, grpc::ServerUna
     request->SerializeToCodedStream(&coded);
   }
   cache::ListingCache::Lookup lookup;
-  lookup.key = cache::MakeKey(options_.workspace, info->space, info->rpc, canonical);
-  lookup.tags = cache::ListingTags(options_.workspace, info->space, info->rpc,
+  lookup.key = cache::MakeKey(info->workspace, info->space, info->rpc, canonical);
+  lookup.tags = cache::ListingTags(info->workspace, info->space, info->rpc,
                                    info->rpc == cache::kListAudiences ? ""
                                                                       : StringField(*request, "id"));
   lookup.bypass = bypass;

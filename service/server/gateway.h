@@ -13,14 +13,17 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <google/protobuf/message.h>
 #include <grpcpp/support/server_callback.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "service/auth/access.h"
 #include "service/auth/token_source.h"
 #include "service/cache/listing_cache.h"
 #include "service/operations/request_builder.h"
@@ -36,16 +39,24 @@ class CallbackServerContext;
 namespace sag {
 
 struct GatewayOptions {
-  std::string upstream_url = "https://api.segmentapis.com";  // No trailing slash.
-  std::string workspace = "default";
+  std::string upstream_url = "https://api.segmentapis.com";  // Default for every workspace.
   ratelimit::LimitOverrides rate_limits;                      // --rate_limits
   ratelimit::Limit api_default{60, absl::Minutes(1)};         // Ops without a documented limit.
 };
 
 // Where the gateway reports each call; both optional, not owned.
+// A Segment workspace: its token and the spaces it serves.
+struct Workspace {
+  std::string name;
+  auth::TokenSource* tokens = nullptr;      // Not owned.
+  absl::flat_hash_set<std::string> spaces;  // Empty: any space.
+  std::string upstream_url;                 // Empty: GatewayOptions::upstream_url.
+};
+
 // Optional parts; none owned.
 struct GatewayParts {
   cache::ListingCache* cache = nullptr;  // Without it listings are never cached (x-cache: bypass).
+  const auth::AccessPolicy* access = nullptr;  // Without it every caller may call everything.
 };
 
 struct GatewayObservers {
@@ -60,7 +71,7 @@ class Gateway {
   // not owned and must outlive the Gateway.
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(GatewayOptions options,
                                                          const ExchangeEnv* env,
-                                                         auth::TokenSource* tokens,
+                                                         std::vector<Workspace> workspaces,
                                                          GatewayParts parts = {},
                                                          GatewayObservers observers = {});
 
@@ -70,6 +81,12 @@ class Gateway {
                                    const google::protobuf::Message* request,
                                    google::protobuf::Message* response);
 
+  // Picks the workspace of a call: by `requested` name (x-segment-workspace) when given, else
+  // by the space id. INVALID_ARGUMENT for an unknown name or an ambiguous space, NOT_FOUND for a
+  // space no workspace serves.
+  absl::StatusOr<const Workspace*> SelectWorkspace(absl::string_view requested,
+                                                   absl::string_view space) const;
+
   // The limit the gateway applies to `rpc` (documented, overridden, or the API default).
   ratelimit::Limit LimitOf(absl::string_view rpc) const;
 
@@ -78,11 +95,11 @@ class Gateway {
 
  private:
   struct CallInfo;
-  Gateway(GatewayOptions options, const ExchangeEnv* env, auth::TokenSource* tokens,
+  Gateway(GatewayOptions options, const ExchangeEnv* env, std::vector<Workspace> workspaces,
           GatewayParts parts, GatewayObservers observers)
       : options_(std::move(options)),
         env_(env),
-        tokens_(tokens),
+        workspaces_(std::move(workspaces)),
         parts_(parts),
         observers_(observers) {}
   // Serves a cacheable listing through the cache (hit, singleflight miss, stale, bypass).
@@ -90,14 +107,17 @@ class Gateway {
                     std::shared_ptr<CallInfo> info, const google::protobuf::Message* request,
                     google::protobuf::Message* response, ExchangeParams params, bool bypass);
   // Drops the listings a write may have changed (before its caller sees the answer).
-  void InvalidateAfterWrite(const ops::Operation& op, const google::protobuf::Message& request,
-                            const absl::Status& status);
+  void InvalidateAfterWrite(const std::string& workspace, const ops::Operation& op,
+                            const google::protobuf::Message& request, const absl::Status& status);
+  // One audit line for a write: who, what, where, outcome.
+  void Audit(const CallInfo& info, const google::protobuf::Message& request,
+             const google::protobuf::Message* response, const absl::Status& status);
   // Reports a finished call to the metrics and the log.
   void Report(const CallInfo& info, const absl::Status& status, const ExchangeReport& report);
 
   const GatewayOptions options_;
   const ExchangeEnv* const env_;
-  auth::TokenSource* const tokens_;
+  const std::vector<Workspace> workspaces_;
   const GatewayParts parts_;
   const GatewayObservers observers_;
   absl::flat_hash_map<std::string, std::unique_ptr<ops::RequestBuilder>> builders_;

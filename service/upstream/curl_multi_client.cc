@@ -163,6 +163,9 @@ void CurlMultiClient::Start(std::unique_ptr<Transfer> t) {
   }
   // No "Expect: 100-continue" round trip for bodies.
   t->header_list = curl_slist_append(t->header_list, "Expect:");
+  // A POST without a body (ForceExecuteAudienceRun) sends no Content-Type: curl would add a
+  // form type by default.
+  if (!r.has_body) t->header_list = curl_slist_append(t->header_list, "Content-Type:");
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->header_list);
 
   uint64_t id = t->id;

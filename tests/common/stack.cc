@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <cstdlib>
+
 #include <httplib.h>
 
 #include "absl/strings/str_cat.h"
@@ -25,10 +27,16 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
     if (s->sim_port_ == 0) return absl::InternalError("no port in: " + *line);
     upstream = s->sim_url();
   }
-  std::string token_file = s->dir_ + "/token";
-  WriteFile(token_file, options.token + "\n");
   std::vector<std::string> argv = {SAG_GATEWAY_BIN, "--listen=127.0.0.1:0",
-                                   "--upstream_url=" + upstream, "--token_file=" + token_file};
+                                   "--upstream_url=" + upstream};
+  if (!options.token.empty()) {  // Else the gateway's flags or config name the tokens.
+    std::string token_file = s->token_file();
+    WriteFile(token_file, options.token + "\n");
+    argv.push_back("--token_file=" + token_file);
+  }
+  if (options.metrics_listen.has_value()) {
+    argv.push_back("--metrics_listen=" + *options.metrics_listen);
+  }
   for (auto& a : options.gateway_args) argv.push_back(a);
   auto gw = Subprocess::Start(argv);
   if (!gw.ok()) return gw.status();
@@ -38,7 +46,8 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
   s->gateway_port_ = PortFromLine(*line);
   if (s->gateway_port_ == 0) return absl::InternalError("no port in: " + *line);
   s->channel_ = grpc::CreateChannel(s->gateway_address(), grpc::InsecureChannelCredentials());
-  if (!s->channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
+  if (options.tls_root.empty() &&
+      !s->channel_->WaitForConnected(absl::ToChronoTime(absl::Now() + absl::Seconds(10)))) {
     return absl::UnavailableError("gateway did not accept a connection");
   }
   s->stub_ = segment::audiences::v1::AudiencesService::NewStub(s->channel_);
@@ -64,6 +73,35 @@ nlohmann::json GetJson(int port, const std::string& path, bool post = false) {
   return nlohmann::json::parse(res->body, nullptr, false);
 }
 }  // namespace
+
+int Stack::metrics_port() {
+  if (metrics_port_ >= 0) return metrics_port_;
+  metrics_port_ = 0;
+  auto line = gateway_->WaitForLine("\"msg\":\"started\"", absl::Seconds(10));
+  if (!line.ok()) return 0;
+  nlohmann::json started = nlohmann::json::parse(*line, nullptr, false);
+  if (!started.is_object() || !started.contains("metrics") || !started["metrics"].is_string()) {
+    return 0;
+  }
+  const std::string address = started["metrics"].get<std::string>();
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return 0;
+  metrics_port_ = std::atoi(address.c_str() + colon + 1);
+  return metrics_port_;
+}
+
+absl::StatusOr<std::string> Stack::ScrapeMetrics() {
+  const int port = metrics_port();
+  if (port <= 0) return absl::FailedPreconditionError("the gateway reported no metrics address");
+  httplib::Client client("127.0.0.1", port);
+  client.set_read_timeout(10, 0);
+  auto res = client.Get("/metrics");
+  if (!res) return absl::UnavailableError(absl::StrCat("GET /metrics on port ", port, " failed"));
+  if (res->status != 200) {
+    return absl::InternalError(absl::StrCat("GET /metrics answered HTTP ", res->status));
+  }
+  return res->body;
+}
 
 nlohmann::json Stack::SimStats() { return GetJson(sim_port_, "/__sim/stats"); }
 nlohmann::json Stack::SimRequests() { return GetJson(sim_port_, "/__sim/requests"); }

@@ -4,6 +4,7 @@
 #define SAG_TESTS_COMMON_STACK_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,12 +18,17 @@
 namespace sag::testing {
 
 struct StackOptions {
-  std::string token = "test-token-7f3a9c";   // What the gateway sends.
+  std::string token = "test-token-7f3a9c";   // What the gateway sends ("" = no --token_file).
   std::string sim_token = "test-token-7f3a9c";  // What the simulator accepts ("" = any).
   std::vector<std::string> sim_args;        // Extra segment-sim flags.
   std::vector<std::string> gateway_args;    // Extra audiences-gateway flags.
   bool start_sim = true;
   std::string upstream_url;                 // When not starting the simulator.
+  // The gateway serves TLS (its flags in gateway_args): do not wait for a plaintext connection.
+  std::string tls_root;
+  // Passed as --metrics_listen before gateway_args (which may override it); std::nullopt = not
+  // passed (the gateway's default, or a --config file, decides).
+  std::optional<std::string> metrics_listen = "127.0.0.1:0";
 };
 
 class Stack {
@@ -37,6 +43,14 @@ class Stack {
   Subprocess& gateway() { return *gateway_; }
   Subprocess* sim() { return sim_.get(); }
   const std::string& dir() const { return dir_; }
+  // The file holding the gateway's token (rewrite it to rotate the token).
+  std::string token_file() const { return dir_ + "/token"; }
+
+  // The gateway's /metrics port, read from the "metrics" field of its JSON "started" log line
+  // (waits up to 10 s for it); 0 when there is none (metrics disabled, or --log_level above info).
+  int metrics_port();
+  // GET /metrics on metrics_port(): the exposition text, or an error (no port, HTTP failure).
+  absl::StatusOr<std::string> ScrapeMetrics();
 
   // The simulator's debug endpoints.
   nlohmann::json SimStats();
@@ -50,6 +64,7 @@ class Stack {
   std::unique_ptr<Subprocess> gateway_;
   int sim_port_ = 0;
   int gateway_port_ = 0;
+  int metrics_port_ = -1;  // -1: not looked up yet.
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<segment::audiences::v1::AudiencesService::Stub> stub_;
 };

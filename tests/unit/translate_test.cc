@@ -10,10 +10,8 @@
 #include <cctype>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <limits>
-#include <map>
 #include <memory>
 #include <random>
 #include <set>
@@ -27,7 +25,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "google/protobuf/descriptor.h"
-#include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/wrappers.pb.h"
@@ -35,10 +32,7 @@
 #include "nlohmann/json.hpp"
 #include "segment/audiences/v1/audiences.pb.h"
 #include "service/translate/json_proto.h"
-
-#ifndef SAG_REFERENCE_DIR
-#error "SAG_REFERENCE_DIR must name the directory of segment-audiences-api-v65.json"
-#endif
+#include "tests/common/reference.h"
 
 namespace sag::translate {
 namespace {
@@ -48,121 +42,22 @@ namespace v1 = segment::audiences::v1;
 using Json = nlohmann::json;
 using Params = std::vector<std::pair<std::string, std::string>>;
 
-constexpr char kPackage[] = "segment.audiences.v1.";
-
-// ---------------------------------------------------------------------------------------------
-// The reference and the model -> message table
-// ---------------------------------------------------------------------------------------------
-
-const Json& Reference() {
-  static const Json* const reference = [] {
-    std::ifstream in(std::string(SAG_REFERENCE_DIR) + "/segment-audiences-api-v65.json");
-    return new Json(in ? Json::parse(in, nullptr, /*allow_exceptions=*/false) : Json());
-  }();
-  return *reference;
-}
-
-const Json& Models() {
-  static const Json empty = Json::object();
-  const Json& ref = Reference();
-  return ref.is_object() && ref.contains("models") ? ref["models"] : empty;
-}
-
-const Json& ModelNamed(const std::string& name) {
-  static const Json empty = Json::object();
-  return Models().contains(name) ? Models().at(name) : empty;
-}
-
-const Json& Operations() {
-  static const Json empty = Json::array();
-  const Json& ref = Reference();
-  return ref.is_object() && ref.contains("operations") ? ref.at("operations") : empty;
-}
-
-// The `data` model of every operation's 200 body -> the RPC's Response message.
-const std::map<std::string, std::string>& OutputModels() {
-  static const auto* const outputs = [] {
-    auto* out = new std::map<std::string, std::string>;
-    for (const Json& op : Operations()) {
-      const Json& envelope = ModelNamed(op["response"].get<std::string>());
-      if (!envelope.contains("fields")) continue;
-      for (const Json& field : envelope["fields"]) {
-        if (field["json"] == "data") {
-          (*out)[field["type"]["model"].get<std::string>()] =
-              absl::StrCat(kPackage, op["rpc"].get<std::string>(), "Response");
-        }
-      }
-    }
-    return out;
-  }();
-  return *outputs;
-}
-
-// Models sent as request bodies or query parameters, plus the error body.
-const std::vector<std::string>& InputModels() {
-  static const auto* const inputs = new std::vector<std::string>{
-      "CreateAudienceInput",
-      "UpdateAudienceForSpaceInput",
-      "AddAudienceScheduleToAudienceAlphaInput",
-      "UpdateAudienceScheduleForAudienceAlphaInput",
-      "CreateAudiencePreviewBetaInput",
-      "PaginationInput",
-      "ListAudiencesPaginationInput",
-      "ListAudienceSearchInput",
-      "ListAudienceConsumersSortInput",
-      "RequestErrorEnvelope",
-  };
-  return *inputs;
-}
-
-// The 14 response `data` models, by name (also checked against the reference's operations).
-const std::vector<std::string>& ResponseModels() {
-  static const auto* const outputs = new std::vector<std::string>{
-      "AddAudienceScheduleToAudienceAlphaOutput",
-      "CreateAudienceOutput",
-      "CreateAudiencePreviewBetaOutput",
-      "ForceExecuteAudienceRunAlphaOutput",
-      "GetAudienceBetaOutput",
-      "GetAudiencePreviewBetaOutput",
-      "GetAudienceScheduleFromSpaceAndAudienceAlphaOutput",
-      "ListAudienceConsumersFromSpaceAndAudienceAlphaOutput",
-      "ListAudienceSchedulesFromSpaceAndAudienceAlphaOutput",
-      "ListAudiencesBetaOutput",
-      "RemoveAudienceFromSpaceOutput",
-      "RemoveAudienceScheduleFromAudienceAlphaOutput",
-      "UpdateAudienceForSpaceOutput",
-      "UpdateAudienceScheduleForAudienceAlphaOutput",
-  };
-  return *outputs;
-}
-
-bool IsEnvelope(const std::string& model) { return absl::EndsWith(model, "200Response"); }
-bool IsAnyOf(const Json& model) { return model.contains("anyOf"); }
-
-// The proto message of a model: the Response message for output models, else the model's name.
-std::string ProtoNameOf(const std::string& model) {
-  auto it = OutputModels().find(model);
-  return it != OutputModels().end() ? it->second : absl::StrCat(kPackage, model);
-}
-
-const pb::Descriptor* DescriptorOf(const std::string& model) {
-  // Referencing a generated type makes sure audiences.pb.cc is linked and registered.
-  static const pb::Descriptor* const anchor = v1::ListAudiencesResponse::descriptor();
-  (void)anchor;
-  return pb::DescriptorPool::generated_pool()->FindMessageTypeByName(ProtoNameOf(model));
-}
-
-std::unique_ptr<pb::Message> NewMessage(const pb::Descriptor* d) {
-  return std::unique_ptr<pb::Message>(
-      pb::MessageFactory::generated_factory()->GetPrototype(d)->New());
-}
-
-const pb::FieldDescriptor* FieldByJsonName(const pb::Descriptor* d, const std::string& json) {
-  for (int i = 0; i < d->field_count(); ++i) {
-    if (d->field(i)->json_name() == json) return d->field(i);
-  }
-  return nullptr;
-}
+// The reference and the model -> message table (tests/common/reference.h).
+using ::sag::testing::DescriptorOf;
+using ::sag::testing::DocGenerator;
+using ::sag::testing::FieldByJsonName;
+using ::sag::testing::InputModels;
+using ::sag::testing::IsAnyOf;
+using ::sag::testing::IsEnvelope;
+using ::sag::testing::kPackage;
+using ::sag::testing::ModelNamed;
+using ::sag::testing::Models;
+using ::sag::testing::NewMessage;
+using ::sag::testing::Operations;
+using ::sag::testing::OutputModels;
+using ::sag::testing::ProtoNameOf;
+using ::sag::testing::Reference;
+using ::sag::testing::ResponseModels;
 
 std::string LowerCamel(const std::string& snake) {
   std::string out;
@@ -412,85 +307,6 @@ TEST(TranslateReferenceTest, RequestsCarryPathQueryAndBody) {
 // Documents generated from the reference models
 // ---------------------------------------------------------------------------------------------
 
-// Builds a JSON document for a model: every field (or only the required ones), strings and
-// numbers made unique by a counter, enums and anyOf members picked by `variant`, arrays of two
-// elements and maps of two keys (whose elements use variant and variant + 1).
-class DocGenerator {
- public:
-  explicit DocGenerator(bool required_only) : required_only_(required_only) {}
-
-  Json Model(const std::string& name, int variant) {
-    const Json& model = ModelNamed(name);
-    if (IsAnyOf(model)) {
-      const Json& members = model["anyOf"];
-      return Model(members[variant % members.size()].get<std::string>(), variant);
-    }
-    Json out = Json::object();
-    for (const Json& field : model["fields"]) {
-      if (required_only_ && !field["required"].get<bool>()) continue;
-      const std::string json = field["json"].get<std::string>();
-      visited_.insert(absl::StrCat(name, ".", json));
-      out[json] = Value(field["type"], field, absl::StrCat(name, ".", json), variant);
-    }
-    return out;
-  }
-
-  // "Model.field" of every field put into a document so far.
-  const std::set<std::string>& visited() const { return visited_; }
-
- private:
-  Json Value(const Json& type, const Json& spec, const std::string& where, int variant) {
-    if (type.is_string()) {
-      const std::string t = type.get<std::string>();
-      if (t == "string" && spec.contains("enum")) {
-        return spec["enum"][variant % spec["enum"].size()];
-      }
-      if (t == "string") {
-        return absl::StrCat(where, "-", ++counter_, variant == 2 ? " \xC3\xA9\xE2\x82\xAC" : "");
-      }
-      if (t == "bool") return variant % 2 == 0;
-      if (t == "int" || t == "number") return (++counter_ % 97) + (variant == 1 ? 1000 : 1);
-      if (t == "any") return Any(variant);
-      ADD_FAILURE() << "unknown type " << t;
-      return Json();
-    }
-    if (type.contains("model")) return Model(type["model"].get<std::string>(), variant);
-    if (type.contains("array")) {
-      return Json::array({Value(type["array"], spec, where, variant),
-                          Value(type["array"], spec, where, variant + 1)});
-    }
-    if (type.contains("map")) {
-      const Json& value = type["map"];
-      if (value == "any") return Json{{"first", Any(variant)}, {"second", Any(variant + 1)}};
-      return Json{{"key-a", Value(value, spec, where, variant)},
-                  {"key-b", Value(value, spec, where, variant + 1)}};
-    }
-    ADD_FAILURE() << "unknown type " << type.dump();
-    return Json();
-  }
-
-  // Free-form JSON of every kind, integers and fractions.
-  static Json Any(int variant) {
-    switch (variant % 4) {
-      case 0:
-        return Json{{"code", 42},
-                    {"ratio", 0.25},
-                    {"nested", {{"list", {1, -2.5, "x", true, nullptr, Json::object()}}}},
-                    {"empty", Json::array()}};
-      case 1:
-        return "free text";
-      case 2:
-        return Json::array({1, 2, 3.5, false, Json{{"deep", Json{{"deeper", -7}}}}});
-      default:
-        return 12345678901;
-    }
-  }
-
-  bool required_only_;
-  int counter_ = 0;
-  std::set<std::string> visited_;
-};
-
 struct RoundTripCase {
   std::string model;
   bool required_only;
@@ -511,7 +327,7 @@ std::vector<RoundTripCase> RoundTripCases() {
   return cases;
 }
 
-class TranslateRoundTripTest : public testing::TestWithParam<RoundTripCase> {};
+class TranslateRoundTripTest : public ::testing::TestWithParam<RoundTripCase> {};
 
 TEST_P(TranslateRoundTripTest, JsonToProtoToJsonIsIdentity) {
   const RoundTripCase& c = GetParam();
@@ -534,8 +350,8 @@ TEST_P(TranslateRoundTripTest, JsonToProtoToJsonIsIdentity) {
 }
 
 INSTANTIATE_TEST_SUITE_P(ReferenceModels, TranslateRoundTripTest,
-                         testing::ValuesIn(RoundTripCases()),
-                         [](const testing::TestParamInfo<RoundTripCase>& info) {
+                         ::testing::ValuesIn(RoundTripCases()),
+                         [](const ::testing::TestParamInfo<RoundTripCase>& info) {
                            return absl::StrCat(info.param.model,
                                                info.param.required_only ? "_Required" : "_Full",
                                                "_V", info.param.variant);
