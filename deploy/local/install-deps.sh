@@ -13,6 +13,10 @@ packages=(
 )
 # Node.js runs the lint tools (buf); any Node >= 18 with npm will do, Debian's or another.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
+# Deployment checks: linters, and kubectl for `kubectl kustomize` (any kubectl already installed
+# is kept: Debian's kubernetes-client conflicts with other kubectl packages).
+packages+=(yamllint shellcheck)
+command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
 
 missing=()
 for p in "${packages[@]}"; do
