@@ -26,6 +26,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "service/auth/access.h"
@@ -166,6 +167,9 @@ int main(int argc, char** argv) {
       "gRPC gateway to Segment's Public API Audiences operations.\n"
       "Usage: audiences-gateway [--config=FILE] [--listen=ADDR] [--upstream_url=URL] "
       "[--token_file=FILE] ...");
+  // Debian's Abseil checks every mutex acquisition for lock-order cycles (a debugging aid that
+  // costs ~5% CPU on the hit path); the gateway's locks are tested by their own unit tests.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::set<std::string> given = sag::config::FlagsSetOnCommandLine(argc, argv);
   absl::ParseCommandLine(argc, argv);
 

@@ -10,3 +10,4 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j"$(nproc)" --target bench_concurrency
 mkdir -p "$out"
 "$build/tests/bench/bench_concurrency" --calls=2000 --latency=500ms --json="$out/concurrency.json"
+cmake --build "$build" -j"$(nproc)" --target bench_cache; "$build/tests/bench/bench_cache" --calls=1000 --latency=200ms --seconds=5 --keys=100000 --cache_max_bytes=16777216 --json="$out/cache.json"
