@@ -41,6 +41,10 @@
 #include "service/ratelimit/limits.h"
 #include "service/ratelimit/preview_quota.h"
 #include "service/ratelimit/retry.h"
+#include "service/redis/redis_budget_store.h"
+#include "service/redis/redis_client.h"
+#include "service/redis/redis_invalidation.h"
+#include "service/redis/redis_preview_quota.h"
 #include "service/server/audiences_service.h"
 #include "service/server/gateway.h"
 #include "service/telemetry/gateway_metrics.h"
@@ -87,6 +91,9 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(std::string, client_ca, "",
           "PEM CA bundle: require and verify client certificates (mutual TLS); their SAN/CN "
           "name the caller.");
+ABSL_FLAG(int, replicas, 1,
+          "Replicas sharing the budget (with --redis_url): while Redis is unreachable each takes "
+          "1/N of every limit.");
 ABSL_FLAG(absl::Duration, upstream_timeout, absl::Seconds(30),
           "Longest wait for one upstream request (the caller's deadline may cut it shorter).");
 ABSL_FLAG(int, upstream_max_connections, 64,
@@ -196,10 +203,7 @@ int main(int argc, char** argv) {
   if (!access.ok()) Die(std::string(access.status().message()), sag::config::kConfigErrorExitCode);
 
   sag::telemetry::Logger logger(absl::GetFlag(FLAGS_log_level));
-  if (!absl::GetFlag(FLAGS_redis_url).empty()) {
-    Die("--redis_url: shared state in Redis is not in this build yet; run one replica, or "
-        "leave --redis_url empty");
-  }
+  if (absl::GetFlag(FLAGS_replicas) < 1) Die("--replicas must be at least 1");
   absl::Duration cache_ttl;
   if (!absl::ParseDuration(absl::GetFlag(FLAGS_cache_ttl), &cache_ttl) ||
       cache_ttl < absl::ZeroDuration()) {
@@ -300,8 +304,63 @@ int main(int argc, char** argv) {
         [c = cache.get()] { return static_cast<double>(c->stats().store.bytes); });
   }
 
+  // Shared state: Redis when configured (limits, preview quota, cache invalidations), else
+  // in-process. The Redis objects are declared before the timers and the limiter that use them.
+  std::unique_ptr<sag::redis::RedisClient> redis;
+  std::unique_ptr<sag::redis::RedisBudgetStore> redis_budget;
+  std::unique_ptr<sag::redis::FallbackBudgetStore> fallback_budget;
+  std::unique_ptr<sag::redis::RedisPreviewQuota> redis_quota;
+  std::unique_ptr<sag::redis::RedisInvalidation> invalidation;
+  if (std::string url = absl::GetFlag(FLAGS_redis_url); !url.empty()) {
+    sag::redis::RedisOptions ro;
+    ro.url = url;
+    auto parsed = sag::redis::ParseRedisUrl(url);
+    if (!parsed.ok()) Die("--redis_url: " + std::string(parsed.status().message()));
+    ro.on_state_change = [&logger, shown = sag::redis::RedactedUrl(*parsed)](
+                             bool up, const std::string& why) {
+      if (up) {
+        logger.Info("redis connected", {{"redis", shown}});
+      } else {
+        logger.Warn("redis unreachable; limits fall back to this replica's share",
+                    {{"redis", shown}, {"reason", why}});
+      }
+    };
+    auto client = sag::redis::RedisClient::Create(ro);
+    if (!client.ok()) Die("--redis_url: " + std::string(client.status().message()));
+    redis = std::move(*client);
+    redis_budget = std::make_unique<sag::redis::RedisBudgetStore>(redis.get());
+    sag::redis::FallbackOptions fo;
+    fo.replicas = absl::GetFlag(FLAGS_replicas);
+    fo.on_state_change = [&logger, m](bool degraded, const std::string& why) {
+      m->redis_degraded->Get()->Set(degraded ? 1 : 0);
+      if (degraded) {
+        logger.Warn("rate limits degraded to the local 1/N share", {{"reason", why}});
+      } else {
+        logger.Info("rate limits shared through redis again", {{"reason", why}});
+      }
+    };
+    fallback_budget = std::make_unique<sag::redis::FallbackBudgetStore>(redis_budget.get(), fo);
+    sag::redis::RedisPreviewQuotaOptions qo;
+    qo.limit = absl::GetFlag(FLAGS_preview_monthly_quota);
+    redis_quota = std::make_unique<sag::redis::RedisPreviewQuota>(redis.get(), qo);
+    if (cache) {
+      sag::redis::InvalidationOptions io;
+      io.on_tag = [c = cache.get()](const std::string& tag) { c->Invalidate(tag); };
+      io.on_state_change = [&logger](bool up, const std::string& why) {
+        if (!up) logger.Warn("cache invalidations from other replicas paused", {{"reason", why}});
+      };
+      auto inv = sag::redis::RedisInvalidation::Create(redis.get(), io);
+      if (!inv.ok()) Die("--redis_url: " + std::string(inv.status().message()));
+      invalidation = std::move(*inv);
+    }
+  }
+
   sag::RealTimers timers;
-  sag::ratelimit::InProcessBudgetStore budget;
+  sag::ratelimit::InProcessBudgetStore in_process_budget;
+  sag::ratelimit::BudgetStore* budget = fallback_budget
+                                            ? static_cast<sag::ratelimit::BudgetStore*>(
+                                                  fallback_budget.get())
+                                            : &in_process_budget;
   sag::ratelimit::LimiterOptions limiter_options;
   limiter_options.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_queue_max));
   limiter_options.on_answer = [m](const sag::ratelimit::AnswerEvent& e) {
@@ -313,7 +372,7 @@ int main(int argc, char** argv) {
       m->ratelimit_rejected->WithLabels({std::string(rpc)})->Increment();
     }
   };
-  sag::ratelimit::Limiter limiter(&budget, sag::RealClock(), &timers, limiter_options);
+  sag::ratelimit::Limiter limiter(budget, sag::RealClock(), &timers, limiter_options);
   std::vector<std::string> workspace_names;
   for (const auto& ws : workspaces) workspace_names.push_back(ws.name);
   for (const auto& op : sag::ops::Operations()) {
@@ -330,6 +389,8 @@ int main(int argc, char** argv) {
   quota_options.limit = absl::GetFlag(FLAGS_preview_monthly_quota);
   auto quota = sag::ratelimit::LocalPreviewQuota::Open(quota_options);
   if (!quota.ok()) Die("--preview_quota_file: " + std::string(quota.status().message()));
+  sag::ratelimit::PreviewQuota* preview_quota =
+      redis_quota ? static_cast<sag::ratelimit::PreviewQuota*>(redis_quota.get()) : quota->get();
   sag::ratelimit::RetryBudget retry_budget(sag::RealClock());
   sag::ratelimit::Backoff backoff;
 
@@ -344,7 +405,7 @@ int main(int argc, char** argv) {
   env.clock = sag::RealClock();
   env.timers = &timers;
   env.limiter = &limiter;
-  env.quota = quota->get();
+  env.quota = preview_quota;
   env.retry_budget = &retry_budget;
   env.backoff = &backoff;
   env.upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);
@@ -361,6 +422,16 @@ int main(int argc, char** argv) {
   sag::GatewayParts parts;
   parts.cache = cache.get();
   parts.access = &*access;
+  if (invalidation) {
+    parts.publish_invalidations = [&invalidation, &logger](const std::vector<std::string>& tags) {
+      absl::Status st = invalidation->Publish(tags);
+      if (!st.ok()) {
+        logger.Warn("could not tell other replicas about a write; their listings may be stale "
+                    "until --cache_ttl",
+                    {{"reason", std::string(st.message())}});
+      }
+    };
+  }
   auto gateway = sag::Gateway::Create(options, &env, workspaces, parts, observers);
   if (!gateway.ok()) Die(std::string(gateway.status().message()));
   sag::AudiencesServiceImpl service(gateway->get());
@@ -417,6 +488,10 @@ int main(int argc, char** argv) {
                           {"upstream", normalized},
                           {"workspaces", workspace_names},
                           {"tls", !absl::GetFlag(FLAGS_tls_cert).empty()},
+                          {"redis", redis ? sag::redis::RedactedUrl(
+                                                *sag::redis::ParseRedisUrl(
+                                                    absl::GetFlag(FLAGS_redis_url)))
+                                          : ""},
                           {"mtls", !absl::GetFlag(FLAGS_client_ca).empty()},
                           {"metrics", metrics_server ? absl::StrCat(metrics_server->host(), ":",
                                                                     metrics_server->port())

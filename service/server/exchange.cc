@@ -142,7 +142,11 @@ void Exchange::OnAnswer(absl::StatusOr<upstream::HttpResponse> answer, absl::Tim
       Finish(error, nullptr);
       return;
     }
-    bool callers_deadline = params_.deadline_is_callers && now >= params_.deadline;
+    // When the attempt's timeout was the caller's remaining time (see Send), its expiry is the
+    // caller's deadline, even if curl's millisecond timer fires a hair before it.
+    bool callers_deadline =
+        params_.deadline_is_callers &&
+        (now >= params_.deadline || params_.deadline - sent_at < env_->upstream_timeout);
     if (absl::IsDeadlineExceeded(error) && callers_deadline) {
       Finish(absl::DeadlineExceededError(
                  "the caller's deadline passed while waiting for the Segment API"),

@@ -197,10 +197,10 @@ void Gateway::InvalidateAfterWrite(const std::string& workspace, const ops::Oper
   if (parts_.cache == nullptr || op.invalidates.empty() || DefinitelyNotExecuted(status)) return;
   std::string audience = op.rpc == "CreateAudience" ? "" : StringField(request, "id");
   if (audience.empty()) audience = StringField(request, "audience_id");
-  for (const std::string& tag : cache::InvalidationTags(
-           workspace, StringField(request, "space_id"), audience, op.invalidates)) {
-    parts_.cache->Invalidate(tag);
-  }
+  std::vector<std::string> tags = cache::InvalidationTags(
+      workspace, StringField(request, "space_id"), audience, op.invalidates);
+  for (const std::string& tag : tags) parts_.cache->Invalidate(tag);
+  if (parts_.publish_invalidations) parts_.publish_invalidations(tags);
 }
 
 void Gateway::Audit(const CallInfo& info, const google::protobuf::Message& request,

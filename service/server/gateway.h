@@ -12,6 +12,7 @@
 #define SAG_SERVICE_SERVER_GATEWAY_H_
 
 #include <memory>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,8 @@ struct Workspace {
 struct GatewayParts {
   cache::ListingCache* cache = nullptr;  // Without it listings are never cached (x-cache: bypass).
   const auth::AccessPolicy* access = nullptr;  // Without it every caller may call everything.
+  // Tells the other replicas which listing tags a write dropped (Redis pub/sub); optional.
+  std::function<void(const std::vector<std::string>& tags)> publish_invalidations;
 };
 
 struct GatewayObservers {

@@ -81,6 +81,10 @@ absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(Registry*
                     registry->AddCounter("audiences_gateway_token_reloads_total",
                                          "Token file loads, by workspace and result (ok, error).",
                                          {"workspace", "result"}));
+  SAG_ASSIGN_FAMILY(m->redis_degraded,
+                    registry->AddGauge("audiences_gateway_redis_degraded",
+                                       "1 while Redis is unreachable and rate limits fall back to "
+                                       "this replica's 1/N share; 0 otherwise."));
   SAG_ASSIGN_FAMILY(m->build_info,
                     registry->AddGauge("audiences_gateway_build_info",
                                        "Build information; the value is always 1.", {"version"}));

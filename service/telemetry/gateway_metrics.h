@@ -84,6 +84,9 @@ struct GatewayMetrics {
   // audiences_gateway_token_reloads_total{workspace,result}: token file (re)loads, result = ok |
   // error (unreadable or empty file; the previous token stays in use).
   CounterFamily* token_reloads = nullptr;
+  // audiences_gateway_redis_degraded: 1 while Redis (--redis_url) is unreachable and the rate
+  // limits use this replica's 1/N share of every budget; 0 otherwise (and without Redis).
+  GaugeFamily* redis_degraded = nullptr;
   // audiences_gateway_build_info{version}: always 1; the version is in the label.
   GaugeFamily* build_info = nullptr;
 

@@ -1,0 +1,604 @@
+// service/redis against a real redis-server (Debian's /usr/bin/redis-server), started by the
+// fixture on a free loopback port without persistence. Skipped when redis-server is missing.
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "google/rpc/error_details.pb.h"
+#include "gtest/gtest.h"
+#include "service/common/clock.h"
+#include "service/ratelimit/budget_store.h"
+#include "service/redis/redis_budget_store.h"
+#include "service/redis/redis_client.h"
+#include "service/redis/redis_invalidation.h"
+#include "service/redis/redis_preview_quota.h"
+#include "tests/common/subprocess.h"
+
+namespace sag::redis {
+namespace {
+
+using ratelimit::Limit;
+using sag::testing::Subprocess;
+
+constexpr char kRedisServer[] = "/usr/bin/redis-server";
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  socklen_t len = sizeof(addr);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+// One redis-server child on 127.0.0.1:port.
+class RedisServer {
+ public:
+  explicit RedisServer(int port) : port_(port) {}
+  absl::Status Start() {
+    auto p = Subprocess::Start({kRedisServer, "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--protected-mode", "no"});
+    if (!p.ok()) return p.status();
+    proc_ = *std::move(p);
+    auto line = proc_->WaitForLine("Ready to accept connections", absl::Seconds(10));
+    if (!line.ok()) {
+      return absl::InternalError(absl::StrCat("redis-server did not start: ", proc_->Output()));
+    }
+    return absl::OkStatus();
+  }
+  void Kill() {
+    if (proc_ != nullptr) proc_->Stop(SIGKILL, absl::Seconds(5)).IgnoreError();
+    proc_.reset();
+  }
+  int port() const { return port_; }
+  std::string url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
+
+ private:
+  int port_;
+  std::unique_ptr<Subprocess> proc_;
+};
+
+RedisOptions FastOptions(const std::string& url) {
+  RedisOptions o;
+  o.url = url;
+  o.connect_timeout = absl::Milliseconds(200);
+  o.command_timeout = absl::Milliseconds(100);
+  o.min_backoff = absl::Milliseconds(10);
+  o.max_backoff = absl::Milliseconds(200);
+  o.health_interval = absl::Milliseconds(100);
+  return o;
+}
+
+class RedisTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::access(kRedisServer, X_OK) != 0) GTEST_SKIP() << "no " << kRedisServer;
+    server_ = std::make_unique<RedisServer>(FreePort());
+    ASSERT_TRUE(server_->Start().ok());
+  }
+  void TearDown() override {
+    if (server_) server_->Kill();
+  }
+
+  std::unique_ptr<RedisClient> NewClient() {
+    auto c = RedisClient::Create(FastOptions(server_->url()));
+    EXPECT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE((*c)->WaitConnected(absl::Seconds(5)));
+    return *std::move(c);
+  }
+
+  std::unique_ptr<RedisServer> server_;
+};
+
+// Largest number of `times` (sorted) inside any half-open window [t, t + window).
+size_t MaxInWindow(std::vector<absl::Time> times, absl::Duration window) {
+  std::sort(times.begin(), times.end());
+  size_t best = 0;
+  size_t j = 0;
+  for (size_t i = 0; i < times.size(); ++i) {
+    j = std::max(j, i);
+    while (j < times.size() && times[j] < times[i] + window) ++j;
+    best = std::max(best, j - i);
+  }
+  return best;
+}
+
+// Records the times a store admitted calls.
+class Admissions {
+ public:
+  void Add(absl::Time t) {
+    absl::MutexLock lock(&mu_);
+    times_.push_back(t);
+  }
+  std::vector<absl::Time> times() {
+    absl::MutexLock lock(&mu_);
+    return times_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<absl::Time> times_;
+};
+
+// Offers calls as fast as the store lets them go until `end`, sleeping until the slot it names
+// (at most 20 ms, so other takers get a chance to race).
+void Flood(ratelimit::BudgetStore* store, const std::string& key, Limit limit, absl::Time end,
+           Admissions* out, std::atomic<int>* errors = nullptr) {
+  while (true) {
+    const absl::Time now = absl::Now();
+    if (now >= end) return;
+    absl::StatusOr<absl::Time> r = store->TryTake(key, limit, now);
+    if (!r.ok()) {
+      if (errors) ++*errors;
+      absl::SleepFor(absl::Milliseconds(5));
+      continue;
+    }
+    if (*r <= now) {
+      out->Add(now);
+    } else {
+      absl::SleepFor(std::min(*r - now, absl::Milliseconds(20)));
+    }
+  }
+}
+
+// --- URL parsing ---
+
+TEST(RedisUrlTest, Parses) {
+  auto u = ParseRedisUrl("redis://127.0.0.1:6380/2");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->host, "127.0.0.1");
+  EXPECT_EQ(u->port, 6380);
+  EXPECT_EQ(u->db, 2);
+  EXPECT_TRUE(u->password.empty());
+
+  u = ParseRedisUrl("redis://:s%40cret@redis.internal");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->host, "redis.internal");
+  EXPECT_EQ(u->port, 6379);
+  EXPECT_EQ(u->password, "s@cret");
+  EXPECT_EQ(u->db, 0);
+  EXPECT_EQ(RedactedUrl(*u), "redis://:***@redis.internal:6379/0");
+
+  u = ParseRedisUrl("redis://gw:pw@[::1]:7000/");
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->host, "::1");
+  EXPECT_EQ(u->port, 7000);
+  EXPECT_EQ(u->username, "gw");
+  EXPECT_EQ(u->password, "pw");
+
+  for (const char* bad :
+       {"http://x", "redis://", "redis://h:0", "redis://h:99999", "redis://h:port", "redis://h/-1",
+        "redis://h/x", "redis://[::1", "redis://:%zz@h"}) {
+    EXPECT_FALSE(ParseRedisUrl(bad).ok()) << bad;
+  }
+  // The password never appears in errors.
+  auto e = ParseRedisUrl("redis://:topsecret@h:bad");
+  ASSERT_FALSE(e.ok());
+  EXPECT_EQ(std::string(e.status().message()).find("topsecret"), std::string::npos);
+}
+
+TEST(RedisClientTest, NotConnectedFailsFast) {
+  RedisOptions o = FastOptions(absl::StrCat("redis://127.0.0.1:", FreePort()));
+  auto c = RedisClient::Create(o);
+  ASSERT_TRUE(c.ok());
+  const absl::Time start = absl::Now();
+  auto r = (*c)->Command({"PING"});
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(20));
+  EXPECT_FALSE((*c)->connected());
+}
+
+TEST_F(RedisTest, CommandsAndScripts) {
+  auto c = NewClient();
+  auto r = c->Command({"SET", "k", std::string("a\0b", 3)});
+  ASSERT_TRUE(r.ok());
+  r = c->Command({"GET", "k"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->str, std::string("a\0b", 3));
+  RedisScript script("return tonumber(ARGV[1]) + 1");
+  // First run: NOSCRIPT, then EVAL loads it; second run: EVALSHA.
+  for (int i = 0; i < 2; ++i) {
+    r = c->Eval(script, {}, {"41"});
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->integer, 42);
+  }
+  RedisScript broken("return redis.call('NOPE')");
+  EXPECT_EQ(c->Eval(broken, {}, {}).status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(c->generation(), 1u);
+}
+
+// --- GCRA ---
+
+TEST_F(RedisTest, GcraArithmeticEqualsInProcess) {
+  auto c = NewClient();
+  for (int burst : {1, 3}) {
+    for (Limit limit : {Limit{10, absl::Seconds(1)}, Limit{4, absl::Seconds(1)},
+                        Limit{60, absl::Minutes(1)}, Limit{5, absl::Milliseconds(100)}}) {
+      ratelimit::GcraOptions g;
+      g.burst = burst;
+      FakeClock clock;
+      RedisBudgetOptions ro;
+      ro.gcra = g;
+      ro.clock_source = ClockSource::kCaller;
+      ro.clock = &clock;
+      ro.prefix = absl::StrCat("test:", burst, ":", ratelimit::FormatLimit(limit), ":");
+      RedisBudgetStore redis(c.get(), ro);
+      ratelimit::InProcessBudgetStore local(g);
+      ASSERT_EQ(redis.Interval(limit), local.Interval(limit));
+      std::mt19937 rng(7);
+      const absl::Duration max_step = local.Interval(limit) * 2;
+      absl::Time t = clock.Now();
+      int taken = 0;
+      for (int i = 0; i < 300; ++i) {
+        const std::string key = (i % 3 == 0) ? "ws/A" : "ws/B";
+        if (i == 100 || i == 200) {
+          // A Retry-After from the upstream, in the middle of the sequence.
+          const absl::Time until = t + local.Interval(limit) * 5 + absl::Microseconds(i);
+          clock.Advance(t - clock.Now());
+          redis.BlockUntil(key, until);
+          local.BlockUntil(key, until);
+        }
+        auto a = redis.TryTake(key, limit, t);
+        auto b = local.TryTake(key, limit, t);
+        ASSERT_TRUE(a.ok()) << a.status();
+        ASSERT_TRUE(b.ok());
+        ASSERT_EQ(*a, *b) << "step " << i << " burst " << burst << " "
+                          << ratelimit::FormatLimit(limit);
+        if (*a <= t) ++taken;
+        t += absl::Microseconds(
+            std::uniform_int_distribution<int64_t>(0, absl::ToInt64Microseconds(max_step))(rng));
+      }
+      EXPECT_GT(taken, 50);
+    }
+  }
+}
+
+TEST_F(RedisTest, InvalidLimitAndKeyExpiry) {
+  auto c = NewClient();
+  RedisBudgetStore store(c.get());
+  EXPECT_EQ(store.TryTake("k", Limit{0, absl::Seconds(1)}, absl::Now()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(store.TryTake("k", Limit{10, absl::Seconds(1)}, absl::Now()).ok());
+  auto ttl = c->Command({"PTTL", "sag:rl:k"});
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(ttl->integer, 0);
+  EXPECT_LE(ttl->integer, 1200);
+}
+
+TEST_F(RedisTest, TwoReplicasTogetherAdmitAtMostTheLimit) {
+  auto c1 = NewClient();
+  auto c2 = NewClient();
+  RedisBudgetStore a(c1.get());
+  RedisBudgetStore b(c2.get());
+  const Limit limit{10, absl::Seconds(1)};
+  Admissions admitted;
+  const absl::Time end = absl::Now() + absl::Milliseconds(2500);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 3; ++i) {
+    threads.emplace_back([&] { Flood(&a, "ws/Op", limit, end, &admitted); });
+    threads.emplace_back([&] { Flood(&b, "ws/Op", limit, end, &admitted); });
+  }
+  for (auto& t : threads) t.join();
+  const auto times = admitted.times();
+  EXPECT_LE(MaxInWindow(times, absl::Seconds(1)), 10u);
+  // Utilisation: 2.5 s at one call per 102 ms is 25 calls (24 or 25 depending on alignment).
+  EXPECT_GE(times.size(), 23u);
+  EXPECT_LE(times.size(), 26u);
+}
+
+TEST_F(RedisTest, BlockUntilIsShared) {
+  auto c1 = NewClient();
+  auto c2 = NewClient();
+  RedisBudgetStore a(c1.get());
+  RedisBudgetStore b(c2.get());
+  const Limit limit{10, absl::Seconds(1)};
+  const absl::Time now = absl::Now();
+  a.BlockUntil("ws/Op", now + absl::Milliseconds(500));
+  auto r = b.TryTake("ws/Op", limit, absl::Now());
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT(*r, now + absl::Milliseconds(400));
+  EXPECT_LT(*r, now + absl::Milliseconds(600));
+  // A block never moves earlier.
+  ASSERT_TRUE(b.BlockUntilOrError("ws/Op", now + absl::Milliseconds(100)).ok());
+  r = a.TryTake("ws/Op", limit, absl::Now());
+  ASSERT_TRUE(r.ok());
+  EXPECT_GT(*r, now + absl::Milliseconds(400));
+  absl::SleepFor(*r - absl::Now());
+  r = a.TryTake("ws/Op", limit, absl::Now());
+  ASSERT_TRUE(r.ok());
+  EXPECT_LE(*r, absl::Now());
+}
+
+// --- Preview quota ---
+
+TEST_F(RedisTest, QuotaSharedAcrossInstancesAndRestarts) {
+  auto c1 = NewClient();
+  auto c2 = NewClient();
+  RedisPreviewQuotaOptions o;
+  o.limit = 5;
+  RedisPreviewQuota a(c1.get(), o);
+  RedisPreviewQuota b(c2.get(), o);
+  const absl::Time now = absl::FromUnixSeconds(1795000000);  // 2026-11
+  const absl::CivilMonth month = ratelimit::UtcMonthOf(now);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(a.TryTake("sp1", now).ok());
+  for (int i = 0; i < 2; ++i) EXPECT_TRUE(b.TryTake("sp1", now).ok());
+  absl::Status refused = a.TryTake("sp1", now);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  auto payload = refused.GetPayload("type.googleapis.com/google.rpc.QuotaFailure");
+  ASSERT_TRUE(payload.has_value());
+  google::rpc::QuotaFailure failure;
+  ASSERT_TRUE(failure.ParseFromString(std::string(*payload)));
+  ASSERT_EQ(failure.violations_size(), 1);
+  EXPECT_EQ(failure.violations(0).subject(), "spaces/sp1");
+  EXPECT_NE(failure.violations(0).description().find("2026-11"), std::string::npos);
+  EXPECT_NE(failure.violations(0).description().find("2026-12-01"), std::string::npos);
+  EXPECT_EQ(a.Used("sp1", month), 5);
+  EXPECT_EQ(b.Used("sp1", month), 5);
+  EXPECT_EQ(a.Used("sp2", month), 0);
+
+  // "Restart": a new object (and a new connection) sees the same count.
+  auto c3 = NewClient();
+  RedisPreviewQuota restarted(c3.get(), o);
+  EXPECT_EQ(restarted.Used("sp1", month), 5);
+  EXPECT_EQ(restarted.TryTake("sp1", now).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(restarted.Release("sp1", month).ok());
+  EXPECT_EQ(a.Used("sp1", month), 4);
+  EXPECT_TRUE(b.TryTake("sp1", now).ok());
+  // Another month is another count; Release floors at 0.
+  EXPECT_TRUE(a.TryTake("sp1", now + absl::Hours(24 * 31)).ok());
+  EXPECT_TRUE(a.Release("sp2", month).ok());
+  EXPECT_EQ(a.Used("sp2", month), 0);
+  // Expires at the start of the month after next (2027-01-01 00:00 UTC).
+  auto ttl = c1->Command({"EXPIRETIME", a.Key("sp1", month)});
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_EQ(ttl->integer, absl::ToUnixSeconds(
+                              absl::FromCivil(absl::CivilSecond(2027, 1, 1), absl::UTCTimeZone())));
+}
+
+TEST_F(RedisTest, QuotaNeverExceedsTheLimitUnderRaces) {
+  RedisPreviewQuotaOptions o;
+  o.limit = 25;
+  std::vector<std::unique_ptr<RedisClient>> clients;
+  std::vector<std::unique_ptr<RedisPreviewQuota>> quotas;
+  for (int i = 0; i < 4; ++i) {
+    clients.push_back(NewClient());
+    quotas.push_back(std::make_unique<RedisPreviewQuota>(clients.back().get(), o));
+  }
+  std::atomic<int> ok{0};
+  std::atomic<int> exhausted{0};
+  std::vector<std::thread> threads;
+  const absl::Time now = absl::Now();
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] {
+      for (int k = 0; k < 10; ++k) {
+        absl::Status s = quotas[i % 4]->TryTake("race", now);
+        if (s.ok()) {
+          ++ok;
+        } else if (s.code() == absl::StatusCode::kResourceExhausted) {
+          ++exhausted;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok.load(), 25);
+  EXPECT_EQ(exhausted.load(), 55);
+  EXPECT_EQ(quotas[0]->Used("race", ratelimit::UtcMonthOf(now)), 25);
+}
+
+TEST_F(RedisTest, QuotaFailsClosedWhenRedisIsDown) {
+  auto c = NewClient();
+  RedisPreviewQuota q(c.get());
+  server_->Kill();
+  absl::Status s = q.TryTake("sp", absl::Now());
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
+  EXPECT_EQ(q.Release("sp", ratelimit::UtcMonthOf(absl::Now())).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(q.UsedOrError("sp", ratelimit::UtcMonthOf(absl::Now())).ok());
+}
+
+// --- Invalidation ---
+
+class TagSink {
+ public:
+  void Add(const std::string& tag) {
+    absl::MutexLock lock(&mu_);
+    tags_.push_back(tag);
+  }
+  bool WaitFor(size_t n, absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (tags().size() < n) {
+      if (absl::Now() >= deadline) return false;
+      absl::SleepFor(absl::Microseconds(200));
+    }
+    return true;
+  }
+  std::vector<std::string> tags() {
+    absl::MutexLock lock(&mu_);
+    return tags_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> tags_;
+};
+
+TEST(RedisInvalidationCodecTest, RoundTrips) {
+  const std::vector<std::string> tags = {"", "a", std::string("x:\n\0y", 5), "4:ws-3:sp_1"};
+  std::string origin;
+  std::vector<std::string> out;
+  ASSERT_TRUE(RedisInvalidation::Decode(RedisInvalidation::Encode("o1", tags), &origin, &out));
+  EXPECT_EQ(origin, "o1");
+  EXPECT_EQ(out, tags);
+  EXPECT_FALSE(RedisInvalidation::Decode("junk", &origin, &out));
+  EXPECT_FALSE(RedisInvalidation::Decode("sag-inv1\no\n9:abc", &origin, &out));
+}
+
+TEST_F(RedisTest, InvalidationPublishedByAReachesB) {
+  auto ca = NewClient();
+  auto cb = NewClient();
+  TagSink at_a, at_b;
+  InvalidationOptions oa;
+  oa.on_tag = [&](const std::string& t) { at_a.Add(t); };
+  InvalidationOptions ob;
+  ob.on_tag = [&](const std::string& t) { at_b.Add(t); };
+  auto a = RedisInvalidation::Create(ca.get(), oa);
+  auto b = RedisInvalidation::Create(cb.get(), ob);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*a)->WaitSubscribed(absl::Seconds(5)));
+  ASSERT_TRUE((*b)->WaitSubscribed(absl::Seconds(5)));
+
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE((*a)->Publish({"tag-1", "tag-2"}).ok());
+  ASSERT_TRUE(at_b.WaitFor(2, absl::Seconds(2)));
+  const absl::Duration delay = absl::Now() - start;
+  EXPECT_LT(delay, absl::Milliseconds(200));
+  std::cout << "invalidation A->B delay (incl. PUBLISH round trip): " << delay << "\n";
+  EXPECT_EQ(at_b.tags(), (std::vector<std::string>{"tag-1", "tag-2"}));
+  // A does not hear its own message.
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_TRUE(at_a.tags().empty());
+  EXPECT_EQ((*b)->stats().tags_received, 2u);
+  EXPECT_EQ((*a)->stats().published, 1u);
+}
+
+TEST_F(RedisTest, InvalidationResubscribesAfterRedisRestart) {
+  auto ca = NewClient();
+  auto cb = NewClient();
+  TagSink at_b;
+  std::atomic<int> resubscribed{0};
+  InvalidationOptions ob;
+  ob.on_tag = [&](const std::string& t) { at_b.Add(t); };
+  ob.on_resubscribed = [&] { ++resubscribed; };
+  auto a = RedisInvalidation::Create(ca.get(), {});
+  auto b = RedisInvalidation::Create(cb.get(), ob);
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_TRUE((*b)->WaitSubscribed(absl::Seconds(5)));
+
+  server_->Kill();
+  EXPECT_EQ((*a)->Publish({"lost"}).code(), absl::StatusCode::kUnavailable);
+  const absl::Time deadline = absl::Now() + absl::Seconds(3);
+  while ((*b)->subscribed() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_FALSE((*b)->subscribed());
+  ASSERT_TRUE(server_->Start().ok());
+  ASSERT_TRUE(ca->WaitConnected(absl::Seconds(5)));
+  ASSERT_TRUE((*b)->WaitSubscribed(absl::Seconds(5)));
+  EXPECT_EQ(resubscribed.load(), 1);
+  ASSERT_TRUE((*a)->Publish({"after"}).ok());
+  ASSERT_TRUE(at_b.WaitFor(1, absl::Seconds(2)));
+  EXPECT_EQ(at_b.tags(), std::vector<std::string>{"after"});
+}
+
+// --- Fallback ---
+
+TEST_F(RedisTest, FallbackWhileRedisIsDownAndNoBurstWhenItReturns) {
+  constexpr int kReplicas = 2;
+  const Limit limit{10, absl::Seconds(1)};
+  struct Replica {
+    std::unique_ptr<RedisClient> client;
+    std::unique_ptr<RedisBudgetStore> shared;
+    std::unique_ptr<FallbackBudgetStore> store;
+    std::atomic<int> transitions{0};
+  };
+  std::vector<std::unique_ptr<Replica>> replicas;
+  for (int i = 0; i < kReplicas; ++i) {
+    auto r = std::make_unique<Replica>();
+    r->client = NewClient();
+    r->shared = std::make_unique<RedisBudgetStore>(r->client.get());
+    FallbackOptions fo;
+    fo.replicas = kReplicas;
+    fo.on_state_change = [rp = r.get()](bool, const std::string&) { ++rp->transitions; };
+    r->store = std::make_unique<FallbackBudgetStore>(r->shared.get(), fo);
+    replicas.push_back(std::move(r));
+  }
+  Admissions all;
+  std::vector<Admissions> per_replica(kReplicas);
+  auto run = [&](absl::Duration d) {
+    const absl::Time end = absl::Now() + d;
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kReplicas; ++i) {
+      for (int k = 0; k < 2; ++k) {
+        threads.emplace_back([&, i] {
+          Admissions mine;
+          Flood(replicas[i]->store.get(), "ws/Op", limit, end, &mine);
+          for (absl::Time t : mine.times()) {
+            all.Add(t);
+            per_replica[i].Add(t);
+          }
+        });
+      }
+    }
+    for (auto& t : threads) t.join();
+  };
+
+  // Healthy.
+  run(absl::Milliseconds(1500));
+  for (auto& r : replicas) EXPECT_FALSE(r->store->degraded());
+  const size_t healthy = all.times().size();
+
+  // Redis killed: each replica paces at 1/N locally.
+  server_->Kill();
+  const absl::Time down_from = absl::Now();
+  run(absl::Milliseconds(2000));
+  for (auto& r : replicas) {
+    EXPECT_TRUE(r->store->degraded());
+    EXPECT_GT(r->store->stats().fallback_admits, 0u);
+    EXPECT_EQ(r->store->stats().degraded_episodes, 1u);
+    EXPECT_EQ(r->store->Interval(limit), r->shared->Interval(limit) * kReplicas);
+  }
+  size_t during_outage = 0;
+  for (absl::Time t : all.times()) during_outage += t >= down_from;
+  // 2 s at 2 x (1 per 204 ms), less what the mirrored pre-outage calls had used: ~14-20.
+  EXPECT_GE(during_outage, 12u);
+
+  // Redis back (empty: no persistence): reconnect, degraded() false, no burst.
+  ASSERT_TRUE(server_->Start().ok());
+  const absl::Time up_at = absl::Now();
+  for (auto& r : replicas) ASSERT_TRUE(r->client->WaitConnected(absl::Seconds(5)));
+  run(absl::Milliseconds(3500));
+  for (auto& r : replicas) {
+    EXPECT_FALSE(r->store->degraded());
+    EXPECT_EQ(r->store->stats().recoveries, 1u);
+    EXPECT_EQ(r->transitions.load(), 2);
+  }
+  const auto times = all.times();
+  EXPECT_LE(MaxInWindow(times, absl::Seconds(1)), 10u);
+  if (getenv("SAG_DEBUG_TIMES")) {
+    for (int i = 0; i < kReplicas; ++i) {
+      auto ts = per_replica[i].times();
+      std::sort(ts.begin(), ts.end());
+      for (absl::Time t : ts)
+        std::cout << i << " " << absl::ToDoubleMilliseconds(t - down_from) << "\n";
+    }
+    std::cout << "up at " << absl::ToDoubleMilliseconds(up_at - down_from) << "\n";
+  }
+  // The shared budget is used again at the end: the last second has ~9-10 calls.
+  const absl::Time last = *std::max_element(times.begin(), times.end());
+  size_t last_second = 0;
+  for (absl::Time t : times) last_second += t > last - absl::Seconds(1);
+  EXPECT_GE(last_second, 8u);
+  std::cout << "healthy " << healthy << ", during outage " << during_outage << ", total "
+            << times.size() << ", max in 1 s " << MaxInWindow(times, absl::Seconds(1)) << "\n";
+}
+
+}  // namespace
+}  // namespace sag::redis
