@@ -101,7 +101,7 @@ ABSL_FLAG(int, upstream_max_connections, 64,
 ABSL_FLAG(int, queue_max, 10000,
           "Most calls waiting for a rate-limit slot per operation; more are refused with "
           "RESOURCE_EXHAUSTED.");
-ABSL_FLAG(int, upstream_max_attempts, 4,
+ABSL_FLAG(int, upstream_max_attempts, 5,
           "Attempts (first one included) of a read on 5xx, connection failure or upstream timeout.");
 ABSL_FLAG(int, preview_monthly_quota, 700,
           "CreateAudiencePreview calls allowed per space per calendar month (UTC).");
@@ -391,7 +391,13 @@ int main(int argc, char** argv) {
   if (!quota.ok()) Die("--preview_quota_file: " + std::string(quota.status().message()));
   sag::ratelimit::PreviewQuota* preview_quota =
       redis_quota ? static_cast<sag::ratelimit::PreviewQuota*>(redis_quota.get()) : quota->get();
-  sag::ratelimit::RetryBudget retry_budget(sag::RealClock());
+  // Retries may add 20% to the requests, plus a floor of 10 a second (as Finagle's budget) so a
+  // quiet gateway can still retry: at a 20% failure rate a call needs 25% retries on average.
+  sag::ratelimit::RetryBudgetOptions retry_options;
+  retry_options.ratio = 0.2;
+  retry_options.min_retries = 100;
+  retry_options.window = absl::Seconds(10);
+  sag::ratelimit::RetryBudget retry_budget(sag::RealClock(), retry_options);
   sag::ratelimit::Backoff backoff;
 
   sag::upstream::CurlOptions curl;

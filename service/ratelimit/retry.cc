@@ -51,7 +51,7 @@ bool RetryBudget::TryRetry() {
   int64_t retries = 0;
   Sum(&requests, &retries);
   const double allowed =
-      std::max(static_cast<double>(options_.min_retries), options_.ratio * requests);
+      static_cast<double>(options_.min_retries) + options_.ratio * requests;
   if (static_cast<double>(retries + 1) > allowed) return false;
   ++current.retries;
   return true;

@@ -28,7 +28,7 @@ namespace sag::ratelimit {
 
 struct RetryBudgetOptions {
   double ratio = 0.2;                         // Retries per request over the window.
-  int64_t min_retries = 3;                    // Retries always allowed per window.
+  int64_t min_retries = 3;                    // Reserve: retries allowed per window on top.
   absl::Duration window = absl::Seconds(10);  // Sliding window (in `buckets` steps).
   int buckets = 10;
 };
@@ -44,7 +44,8 @@ class RetryBudget {
   void OnRequest() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns true and counts a retry when retries in the window, this one included, stay within
-  // max(min_retries, ratio * requests in the window); false (nothing counted) otherwise.
+  // min_retries + ratio * requests in the window (a reserve plus a share, as Finagle's
+  // RetryBudget); false (nothing counted) otherwise.
   bool TryRetry() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Requests and retries counted in the current window (for metrics and tests).

@@ -5,7 +5,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <set>
 #include <string>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -15,6 +17,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "faults.h"
 #include "rate_limits.h"
 #include "simulator.h"
 
@@ -45,6 +48,29 @@ ABSL_FLAG(int32_t, threads, 32,
 ABSL_FLAG(int64_t, preview_monthly_quota, 700,
           "CreateAudiencePreview requests allowed per spaceId per calendar month (UTC); over "
           "it, 429 until the next month.");
+ABSL_FLAG(double, fault_5xx_rate, 0,
+          "Fault injection: fraction (0..1) of requests answered 500 or 503 (even odds) with an "
+          "error envelope of type 'server', after the rate limit and BEFORE anything is "
+          "executed (a retry is safe).");
+ABSL_FLAG(double, fault_5xx_after_rate, 0,
+          "Fault injection: fraction (0..1) of successful WRITE requests (POST/PATCH/DELETE) "
+          "that are executed and then answered 500: the change happened (a retry duplicates it).");
+ABSL_FLAG(double, fault_reset_rate, 0,
+          "Fault injection: fraction (0..1) of requests whose answer is aborted BEFORE anything "
+          "is executed: a 200 status line announcing a Content-Length larger than the body "
+          "sent, then the connection is closed (the client sees a transport error).");
+ABSL_FLAG(double, fault_malformed_rate, 0,
+          "Fault injection: fraction (0..1) of successful (2xx) answers whose JSON body is cut "
+          "short (never valid JSON; status and Content-Length kept). Writes are executed.");
+ABSL_FLAG(absl::Duration, fault_latency, absl::ZeroDuration(),
+          "Fault injection: extra random latency, uniform in [0, this], added to every request "
+          "of the --fault_ops operations (after --latency).");
+ABSL_FLAG(std::string, fault_ops, "",
+          "Fault injection: comma-separated RPC names (PascalCase, e.g. "
+          "GetAudience,CreateAudience) the --fault_* flags apply to; empty = all 14 operations.");
+ABSL_FLAG(uint64_t, fault_seed, 0,
+          "Fault injection: seed of the random draws (0 = random). Reproducible for requests "
+          "sent one at a time.");
 
 namespace {
 
@@ -76,7 +102,11 @@ int main(int argc, char** argv) {
       "a local simulator of the Segment Public API's 14 Audiences operations.\n"
       "Usage: segment-sim [--listen=127.0.0.1:8080] [--token=T] [--rate_limits=OP=N/DUR,...] "
       "[--preview_duration=2s] [--latency=0s] [--threads=32] [--preview_monthly_quota=700]\n"
-      "Debug endpoints: GET /__sim/stats, GET /__sim/requests, POST /__sim/reset.");
+      "       [--fault_5xx_rate=F] [--fault_5xx_after_rate=F] [--fault_reset_rate=F]\n"
+      "       [--fault_malformed_rate=F] [--fault_latency=DUR] [--fault_ops=OP,...] "
+      "[--fault_seed=N]\n"
+      "Debug endpoints: GET /__sim/stats (injected faults under \"faults\"), GET "
+      "/__sim/requests, POST /__sim/reset.");
   // --help lists this file's flags (absl's default looks for <program>.cc).
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view path) {
@@ -111,6 +141,19 @@ int main(int argc, char** argv) {
   options.preview_monthly_quota = absl::GetFlag(FLAGS_preview_monthly_quota);
   if (options.preview_monthly_quota < 0) {
     return UsageError("--preview_monthly_quota must not be negative");
+  }
+  absl::StatusOr<std::set<std::string, std::less<>>> fault_ops =
+      sim::ParseFaultOps(absl::GetFlag(FLAGS_fault_ops));
+  if (!fault_ops.ok()) return UsageError(std::string(fault_ops.status().message()));
+  options.faults.ops = *std::move(fault_ops);
+  options.faults.error_5xx_rate = absl::GetFlag(FLAGS_fault_5xx_rate);
+  options.faults.error_5xx_after_rate = absl::GetFlag(FLAGS_fault_5xx_after_rate);
+  options.faults.reset_rate = absl::GetFlag(FLAGS_fault_reset_rate);
+  options.faults.malformed_rate = absl::GetFlag(FLAGS_fault_malformed_rate);
+  options.faults.latency = absl::GetFlag(FLAGS_fault_latency);
+  options.faults.seed = absl::GetFlag(FLAGS_fault_seed);
+  if (absl::Status valid = options.faults.Validate(); !valid.ok()) {
+    return UsageError(std::string(valid.message()));
   }
 
   // Handle SIGINT/SIGTERM on this thread only: block them before any thread starts.

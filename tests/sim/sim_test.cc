@@ -8,6 +8,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <regex>
@@ -21,6 +22,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "faults.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "operations.h"
@@ -955,6 +957,230 @@ TEST_F(SimTest, LatencyDelaysAnswers) {
   const absl::Time debug_start = absl::Now();
   client_->Get("/__sim/stats");
   EXPECT_LT(absl::Now() - debug_start, absl::Milliseconds(150));
+}
+
+// --- Fault injection ------------------------------------------------------------------------
+
+SimulatorOptions WithFaults(FaultOptions faults) {
+  SimulatorOptions options;
+  options.faults = std::move(faults);
+  return options;
+}
+
+TEST_F(SimTest, FaultsAreOffByDefaultAndCountedInStats) {
+  Create("No faults");
+  const json stats = Stats();
+  EXPECT_EQ(stats["faults"],
+            json({{"5xx", 0}, {"5xx_after", 0}, {"reset", 0}, {"malformed", 0}, {"latency", 0}}))
+      << stats.dump();
+  EXPECT_EQ(stats["by_status"]["200"], 1);
+}
+
+TEST_F(SimTest, Fault5xxAnswersBeforeExecuting) {
+  FaultOptions faults;
+  faults.error_5xx_rate = 1;
+  faults.ops = {"CreateAudience"};
+  StartSim(WithFaults(faults));
+  const json input = {{"name", "Never made"},
+                      {"audienceType", "USERS"},
+                      {"definition", {{"query", "event('Purchased').count() >= 1"}}}};
+  std::set<int> statuses;
+  for (int i = 0; i < 6; ++i) {
+    auto r = client_->Post(Audiences(), Auth(), input.dump(), "application/json");
+    ASSERT_TRUE(r);
+    statuses.insert(r->status);
+    EXPECT_TRUE(r->status == 500 || r->status == 503) << r->status;
+    const json body = Body(r);
+    ASSERT_FALSE(body.is_discarded()) << r->body;
+    EXPECT_EQ(body["errors"][0]["type"], "server");
+    EXPECT_EQ(body["errors"][0]["status"], r->status);
+    // Past the rate limit: the answer carries its headers.
+    EXPECT_FALSE(r->get_header_value("X-RateLimit-Remaining").empty());
+  }
+  // Nothing was executed; operations outside --fault_ops are untouched.
+  auto listed = client_->Get(Audiences(), Auth());
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->status, 200);
+  EXPECT_TRUE(Body(listed)["data"]["audiences"].empty());
+  const json stats = Stats();
+  EXPECT_EQ(stats["faults"]["5xx"], 6);
+  EXPECT_EQ(stats["by_operation"]["CreateAudience"], 6);
+  int64_t counted = 0;
+  for (const char* code : {"500", "503"}) counted += stats["by_status"].value(code, 0);
+  EXPECT_EQ(counted, 6);
+  const json log = json::parse(client_->Get("/__sim/requests")->body);
+  ASSERT_EQ(log.size(), 7u);
+  EXPECT_EQ(log[0]["fault"], "5xx");
+  EXPECT_FALSE(log[6].contains("fault"));
+}
+
+TEST_F(SimTest, Fault5xxRateIsAFraction) {
+  FaultOptions faults;
+  faults.error_5xx_rate = 0.3;
+  faults.seed = 42;
+  SimulatorOptions options = WithFaults(faults);
+  auto limits = RateLimitConfig::Parse("GetAudience=100000/1s");
+  ASSERT_TRUE(limits.ok()) << limits.status();
+  options.rate_limits = *limits;
+  StartSim(std::move(options));
+  int failed = 0;
+  constexpr int kRequests = 300;
+  for (int i = 0; i < kRequests; ++i) {
+    auto r = client_->Get(Audiences() + "/aud_missing", Auth());
+    ASSERT_TRUE(r);
+    if (r->status >= 500) {
+      ++failed;
+    } else {
+      EXPECT_EQ(r->status, 404);
+    }
+  }
+  EXPECT_GT(failed, kRequests * 0.3 - 40);
+  EXPECT_LT(failed, kRequests * 0.3 + 40);
+  EXPECT_EQ(Stats()["faults"]["5xx"], failed);
+}
+
+TEST_F(SimTest, Fault5xxAfterExecutesTheWriteThenAnswers500) {
+  FaultOptions faults;
+  faults.error_5xx_after_rate = 1;
+  StartSim(WithFaults(faults));
+  const json input = {{"name", "Made anyway"},
+                      {"audienceType", "USERS"},
+                      {"definition", {{"query", "event('Purchased').count() >= 1"}}}};
+  auto r = client_->Post(Audiences(), Auth(), input.dump(), "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 500);
+  EXPECT_EQ(Body(r)["errors"][0]["type"], "server");
+  // A refused write (422) executed nothing: no fault.
+  auto invalid = client_->Post(Audiences(), Auth(), "{}", "application/json");
+  ASSERT_TRUE(invalid);
+  EXPECT_EQ(invalid->status, 422);
+  // Reads are never hit by 5xx_after.
+  auto listed = client_->Get(Audiences(), Auth());
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->status, 200);
+  ASSERT_EQ(Body(listed)["data"]["audiences"].size(), 1u);
+  EXPECT_EQ(Body(listed)["data"]["audiences"][0]["name"], "Made anyway");
+  const json stats = Stats();
+  EXPECT_EQ(stats["faults"]["5xx_after"], 1);
+  EXPECT_EQ(stats["faults"]["5xx"], 0);
+}
+
+TEST_F(SimTest, FaultResetAbortsTheAnswerBeforeExecuting) {
+  FaultOptions faults;
+  faults.reset_rate = 1;
+  faults.ops = {"CreateAudience", "ListAudienceSchedulesFromSpaceAndAudience"};
+  StartSim(WithFaults(faults));
+  const std::string input = R"({"name":"Lost","audienceType":"USERS","definition":{"query":"q"}})";
+  // The client sees a transport error.
+  auto r = client_->Post(Audiences(), Auth(), input, "application/json");
+  EXPECT_FALSE(r);
+  // On the wire: a status line and a Content-Length the body never reaches, then EOF.
+  const std::string raw = RawExchange(
+      sim_->port(), absl::StrCat("POST ", Audiences(),
+                                 " HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                                 "Bearer t\r\nContent-Type: application/json\r\nContent-Length: ",
+                                 input.size(), "\r\n\r\n", input));
+  ASSERT_TRUE(absl::StartsWith(raw, "HTTP/1.1 200")) << raw;
+  const size_t header_end = raw.find("\r\n\r\n");
+  ASSERT_NE(header_end, std::string::npos) << raw;
+  std::smatch m;
+  const std::string headers = raw.substr(0, header_end);
+  ASSERT_TRUE(
+      std::regex_search(headers, m, std::regex("Content-Length: (\\d+)", std::regex::icase)))
+      << raw;
+  EXPECT_LT(raw.size() - header_end - 4, std::stoul(m[1]));
+  // Nothing was executed; other operations still work.
+  auto listed = client_->Get(Audiences(), Auth());
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->status, 200);
+  EXPECT_TRUE(Body(listed)["data"]["audiences"].empty());
+  const json stats = Stats();
+  EXPECT_EQ(stats["faults"]["reset"], 2);
+  EXPECT_EQ(stats["requests"], 3);
+  EXPECT_EQ(stats["by_status"].value("200", 0), 1);  // aborted answers are not in by_status
+  const json log = json::parse(client_->Get("/__sim/requests")->body);
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_EQ(log[0]["fault"], "reset");
+}
+
+TEST_F(SimTest, FaultMalformedCutsSuccessfulBodies) {
+  FaultOptions faults;
+  faults.malformed_rate = 1;
+  faults.ops = {"GetAudience", "ListAudiences"};
+  StartSim(WithFaults(faults));
+  const json created = Create("Garbled later");  // CreateAudience: not in --fault_ops
+  ASSERT_TRUE(created.contains("id"));
+  for (int i = 0; i < 20; ++i) {
+    auto got = client_->Get(Audiences() + "/" + created["id"].get<std::string>(), Auth());
+    ASSERT_TRUE(got);  // a complete transfer...
+    EXPECT_EQ(got->status, 200);
+    EXPECT_EQ(got->get_header_value("Content-Type"), kV1Beta);
+    EXPECT_FALSE(got->body.empty());
+    EXPECT_TRUE(Body(got).is_discarded()) << got->body;  // ...of a body that is not JSON
+  }
+  // Errors are left alone.
+  auto missing = client_->Get(Audiences() + "/aud_missing", Auth());
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  EXPECT_FALSE(Body(missing).is_discarded());
+  EXPECT_EQ(Stats()["faults"]["malformed"], 20);
+}
+
+TEST_F(SimTest, FaultLatencyDelaysOnlyTheChosenOperations) {
+  FaultOptions faults;
+  faults.latency = absl::Milliseconds(400);
+  faults.ops = {"GetAudience"};
+  faults.seed = 7;
+  StartSim(WithFaults(faults));
+  absl::Duration slowest;
+  for (int i = 0; i < 8; ++i) {
+    const absl::Time start = absl::Now();
+    auto r = client_->Get(Audiences() + "/aud_missing", Auth());
+    ASSERT_TRUE(r);
+    slowest = std::max(slowest, absl::Now() - start);
+  }
+  EXPECT_GT(slowest, absl::Milliseconds(100));
+  EXPECT_GE(Stats()["faults"]["latency"], 1);
+  const absl::Time start = absl::Now();
+  auto listed = client_->Get(Audiences(), Auth());
+  ASSERT_TRUE(listed);
+  EXPECT_LT(absl::Now() - start, absl::Milliseconds(300));
+  client_->Post("/__sim/reset", "", "");
+  EXPECT_EQ(Stats()["faults"]["latency"], 0);
+}
+
+TEST(FaultOptionsTest, ParsingAndValidation) {
+  auto ops = ParseFaultOps(" GetAudience , CreateAudience");
+  ASSERT_TRUE(ops.ok()) << ops.status();
+  EXPECT_EQ(*ops, (std::set<std::string, std::less<>>{"CreateAudience", "GetAudience"}));
+  ASSERT_TRUE(ParseFaultOps("").ok());
+  EXPECT_TRUE(ParseFaultOps("")->empty());
+  for (const char* bad : {"Nope", "GetAudience,,CreateAudience", "getAudience", ","}) {
+    EXPECT_FALSE(ParseFaultOps(bad).ok()) << bad;
+  }
+  EXPECT_TRUE(absl::StrContains(ParseFaultOps("GetAudience,Nope").status().message(), "\"Nope\""));
+
+  FaultOptions faults;
+  EXPECT_TRUE(faults.Validate().ok());
+  EXPECT_FALSE(faults.Any());
+  faults.error_5xx_rate = 1.5;
+  EXPECT_TRUE(absl::StrContains(faults.Validate().message(), "--fault_5xx_rate"));
+  faults.error_5xx_rate = 0.2;
+  faults.malformed_rate = -0.1;
+  EXPECT_TRUE(absl::StrContains(faults.Validate().message(), "--fault_malformed_rate"));
+  faults.malformed_rate = 0;
+  faults.latency = absl::Seconds(-1);
+  EXPECT_FALSE(faults.Validate().ok());
+  faults.latency = absl::ZeroDuration();
+  EXPECT_TRUE(faults.Validate().ok());
+  EXPECT_TRUE(faults.Any());
+
+  // A simulator with bad fault options does not start.
+  SimulatorOptions options;
+  options.port = 0;
+  options.faults.reset_rate = 2;
+  Simulator sim(options);
+  EXPECT_FALSE(sim.Start().ok());
 }
 
 // --- Rate-limit flag syntax -----------------------------------------------------------------

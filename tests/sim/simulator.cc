@@ -145,7 +145,7 @@ Result TooManyRequests(absl::string_view message, absl::Duration wait, int64_t c
 class Simulator::Impl {
  public:
   explicit Impl(SimulatorOptions options)
-      : options_(std::move(options)), store_(options_.preview_duration) {
+      : options_(std::move(options)), store_(options_.preview_duration), faults_(options_.faults) {
     for (const Operation& op : AllOperations()) by_operation_[std::string(op.rpc)] = 0;
   }
 
@@ -153,6 +153,9 @@ class Simulator::Impl {
 
   absl::Status Start() {
     if (started_) return absl::FailedPreconditionError("segment-sim: already started");
+    if (absl::Status valid = options_.faults.Validate(); !valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("segment-sim: ", valid.message()));
+    }
     const int threads = std::max(1, options_.threads);
     server_.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
     server_.set_payload_max_length(options_.max_body_bytes);
@@ -241,6 +244,7 @@ class Simulator::Impl {
     store_.Clear();
     limiter_.Clear();
     monthly_.Clear();
+    faults_.ResetCounts();
     absl::MutexLock lock(&stats_mu_);
     requests_ = 0;
     for (auto& [name, n] : by_operation_) n = 0;
@@ -262,6 +266,14 @@ class Simulator::Impl {
     ordered_json statuses = ordered_json::object();
     for (const auto& [status, n] : by_status_) statuses[std::to_string(status)] = n;
     j["by_status"] = std::move(statuses);
+    const FaultCounts faults = faults_.Counts();
+    ordered_json f = ordered_json::object();
+    f["5xx"] = faults.error_5xx;
+    f["5xx_after"] = faults.error_5xx_after;
+    f["reset"] = faults.reset;
+    f["malformed"] = faults.malformed;
+    f["latency"] = faults.latency;
+    j["faults"] = std::move(f);
     return Dump(j);
   }
 
@@ -359,6 +371,9 @@ class Simulator::Impl {
       ++by_operation_[std::string(op.rpc)];
     }
     if (options_.latency > absl::ZeroDuration()) absl::SleepFor(options_.latency);
+    if (const absl::Duration extra = faults_.DrawLatency(op.rpc); extra > absl::ZeroDuration()) {
+      absl::SleepFor(extra);
+    }
     const absl::Time now = Now();
 
     const std::optional<absl::string_view> media = NegotiateAccept(req, op);
@@ -366,14 +381,27 @@ class Simulator::Impl {
     std::optional<RateDecision> decision;
     Result result;
     std::string token;
+    absl::string_view fault;  // The injected fault, if any ("5xx", "reset", ...).
     if (Authenticate(req, &token, &result)) {
       decision = limiter_.Consume(absl::StrCat(token, "\n", op.rpc),
                                   options_.rate_limits.For(op.rpc), now);
       const std::string& space = route.params.at("spaceId");
+      int fault_status = 0;
       if (!decision->allowed) {
         result = TooManyRequests("Too many requests", decision->reset - now, decision->consumed);
       } else if (!CheckMonthlyQuota(op, space, now, &result)) {
         // result set
+      } else if ((fault_status = faults_.Draw5xx(op.rpc)) != 0) {
+        fault = "5xx";
+        result = ErrorResult(fault_status, kErrorServer,
+                             fault_status == 500
+                                 ? "Internal Server Error (segment-sim injected fault; nothing "
+                                   "was executed)"
+                                 : "Service Unavailable (segment-sim injected fault; nothing "
+                                   "was executed)");
+      } else if (faults_.DrawReset(op.rpc)) {
+        fault = "reset";
+        result.status = 200;
       } else if (!media) {
         result = ErrorResult(406, kErrorNotAcceptable,
                              absl::StrCat("Accept allows none of the media types ", op.rpc,
@@ -385,6 +413,15 @@ class Simulator::Impl {
                                           absl::StrJoin(op.content_types, ", ")));
       } else {
         result = Dispatch(route, raw_query, body, UserIdForToken(token), now);
+        const bool succeeded = result.status >= 200 && result.status <= 299;
+        if (succeeded && faults_.Draw5xxAfter(op.rpc)) {
+          fault = "5xx_after";
+          result = ErrorResult(500, kErrorServer,
+                               "Internal Server Error (segment-sim injected fault after the "
+                               "operation was executed)");
+        } else if (succeeded && faults_.DrawMalformed(op.rpc)) {
+          fault = "malformed";
+        }
       }
     }
 
@@ -394,12 +431,28 @@ class Simulator::Impl {
       res.set_header("X-RateLimit-Remaining", std::to_string(decision->remaining));
       res.set_header("X-RateLimit-Reset", FormatHttpDateCeil(decision->reset));
     }
-    res.set_content(Dump(result.body), content_type);
+    if (fault == "reset") {
+      // Announce more than is sent, then give up: httplib closes the connection when the
+      // content provider fails, so the client sees a truncated transfer.
+      const std::string sent = "{\"data\":{";
+      res.set_content_provider(sent.size() + 4096, content_type,
+                               [sent](size_t offset, size_t, httplib::DataSink& sink) {
+                                 if (offset == 0) sink.write(sent.data(), sent.size());
+                                 return false;
+                               });
+    } else if (fault == "malformed") {
+      std::string text = Dump(result.body);
+      text.resize(faults_.DrawCut(text.size()));
+      res.set_content(text, content_type);
+    } else {
+      res.set_content(Dump(result.body), content_type);
+    }
 
     absl::MutexLock lock(&stats_mu_);
-    ++by_status_[result.status];
+    // An aborted answer has no status the client could see: it is counted in faults.reset only.
+    if (fault != "reset") ++by_status_[result.status];
     if (result.status == 429) ++status_429_;
-    LogLocked(req, body, raw_path, raw_query, &route, result.status);
+    LogLocked(req, body, raw_path, raw_query, &route, result.status, fault);
   }
 
   // True when the request carries an acceptable bearer token (in *token); otherwise fills
@@ -583,8 +636,8 @@ class Simulator::Impl {
   }
 
   void LogLocked(const httplib::Request& req, const std::string& body, absl::string_view raw_path,
-                 absl::string_view raw_query, const Route* route, int status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(stats_mu_) {
+                 absl::string_view raw_query, const Route* route, int status,
+                 absl::string_view fault = "") ABSL_EXCLUSIVE_LOCKS_REQUIRED(stats_mu_) {
     ordered_json entry = ordered_json::object();
     entry["time"] = FormatRfc3339(Now());
     entry["method"] = req.method;
@@ -634,6 +687,7 @@ class Simulator::Impl {
     entry["operation"] =
         route != nullptr ? ordered_json(std::string(route->op->rpc)) : ordered_json(nullptr);
     entry["status"] = status;
+    if (!fault.empty()) entry["fault"] = std::string(fault);
     log_.push_back(std::move(entry));
     while (log_.size() > kLogCapacity) log_.pop_front();
   }
@@ -654,6 +708,7 @@ class Simulator::Impl {
   Store store_;
   FixedWindowLimiter limiter_;
   FixedWindowLimiter monthly_;
+  FaultInjector faults_;
 
   mutable absl::Mutex stats_mu_;
   int64_t requests_ ABSL_GUARDED_BY(stats_mu_) = 0;

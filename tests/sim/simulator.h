@@ -7,11 +7,14 @@
 //    may be sent immediately. Start() and Stop() are called from one thread; everything else
 //    (including every request) may run concurrently.
 //  - Each request to one of the 14 operations goes through, in this order: routing (404
-//    "unrouted" otherwise), --latency, authentication (401, consumes nothing), the per
-//    (token, operation) fixed-window rate limit (429), the per-space monthly quota of
-//    CreateAudiencePreview (429), Accept negotiation (406), Content-Type (415), query and body
-//    validation (422), existence (404) and the domain rules (422), then the operation.
+//    "unrouted" otherwise), --latency and the faults' extra latency, authentication (401,
+//    consumes nothing), the per (token, operation) fixed-window rate limit (429), the per-space
+//    monthly quota of CreateAudiencePreview (429), the injected faults that precede execution
+//    (5xx, aborted answer), Accept negotiation (406), Content-Type (415), query and body
+//    validation (422), existence (404) and the domain rules (422), then the operation, then the
+//    injected faults that follow it (500 after a write executed, a cut 2xx body).
 //    Every answer past authentication carries X-RateLimit-Consumed/-Remaining/-Reset.
+//  - Faults (faults.h) are injected only when SimulatorOptions::faults asks for them.
 //  - Debug endpoints outside the API (no auth, no limits): GET /__sim/stats,
 //    GET /__sim/requests, POST /__sim/reset. See README.md for their JSON.
 //  - Any input bytes get a clean 4xx; bodies over max_body_bytes get 413.
@@ -28,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "faults.h"
 #include "rate_limits.h"
 
 namespace sim {
@@ -42,6 +46,7 @@ struct SimulatorOptions {
   int threads = 32;                                    // HTTP worker threads
   int64_t preview_monthly_quota = 700;  // CreateAudiencePreview per spaceId per UTC month
   size_t max_body_bytes = 1 << 20;      // larger request bodies get 413
+  FaultOptions faults;                  // injected failures (none by default); must Validate()
   // The clock for rate-limit windows, quotas, timestamps and preview progress; null means
   // absl::Now. Tests may inject a fake one.
   std::function<absl::Time()> clock;
