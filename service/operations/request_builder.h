@@ -5,7 +5,7 @@
 //
 // Checks made here, before anything reaches the upstream (INVALID_ARGUMENT with a
 // google.rpc.BadRequest naming the field):
-//   - ids: 1..128 characters from [A-Za-z0-9_.-], starting with a letter or digit;
+//   - ids: 1..256 characters from [A-Za-z0-9_.-], starting with a letter or digit;
 //   - pagination.count within 1..the operation's maximum (200 or 1000);
 //   - search.query at most 255 characters, cursors and other query strings at most 2048.
 //
@@ -27,7 +27,7 @@
 
 namespace sag::ops {
 
-inline constexpr size_t kMaxIdLength = 128;
+inline constexpr size_t kMaxIdLength = 256;
 inline constexpr size_t kMaxSearchQueryLength = 255;
 inline constexpr size_t kMaxQueryValueLength = 2048;
 
