@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs (Debian 12, as root), builds, runs ctest.
-#   tests/run.sh                 everything
-#   BUILD_DIR=... tests/run.sh   another build directory (default build)
+# The whole test suite, as CI runs it: installs what it needs (Debian 12, as root), builds the
+# gateway, the simulator, the client and every test with AddressSanitizer + UndefinedBehavior-
+# Sanitizer, runs them all through ctest, then runs each libFuzzer target for a bounded time.
+#
+#   tests/run.sh                     everything (the image-recipe build is left out: see below)
+#   BUILD_DIR=... tests/run.sh       another build directory (default build)
+#   SAG_RECIPE=1 tests/run.sh        also run deploy/docker/build.sh for real (a Release build)
+#   FUZZ_SECONDS=N tests/run.sh      seconds per fuzz target (default 30; 0 skips fuzzing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 deploy/local/install-deps.sh
-(cd tests/lint && npm ci --no-audit --no-fund --loglevel=error)
+for dir in tests/lint tests/deploy tests/reflection; do
+  if [ -f "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+done
 
 build="${BUILD_DIR:-build}"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAG_SANITIZE=ON
 cmake --build "$build" -j"$(nproc)"
-ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 300
+
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+exclude="recipe"
+[ "${SAG_RECIPE:-0}" = 1 ] && exclude="^$"
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 600 -LE "$exclude"
+
+if [ "${FUZZ_SECONDS:-30}" != 0 ]; then
+  BUILD_DIR="$build-fuzz" FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/fuzz/run.sh
+fi
