@@ -14,6 +14,7 @@
 #include <sstream>
 #include <utility>
 
+#include "service/common/utf8.h"
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
@@ -114,37 +115,6 @@ std::string Suggestion(absl::string_view key) {
   return best.empty() ? "" : absl::StrCat(" (did you mean '", best, "'?)");
 }
 
-// Length of the valid UTF-8 sequence at s[i], 0 when invalid.
-size_t Utf8Length(absl::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  size_t len;
-  unsigned cp;
-  if (c >= 0xC2 && c <= 0xDF) {
-    len = 2;
-    cp = c & 0x1F;
-  } else if (c >= 0xE0 && c <= 0xEF) {
-    len = 3;
-    cp = c & 0x0F;
-  } else if (c >= 0xF0 && c <= 0xF4) {
-    len = 4;
-    cp = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + len > s.size()) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
-  }
-  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-      (cp >= 0xD800 && cp <= 0xDFFF)) {
-    return 0;
-  }
-  return len;
-}
-
 // 1-based line of byte `offset`.
 size_t LineOf(absl::string_view text, size_t offset) {
   return 1 + static_cast<size_t>(std::count(text.begin(), text.begin() + offset, '\n'));
@@ -212,7 +182,7 @@ absl::StatusOr<YAML::Node> ParseConfigText(absl::string_view text, absl::string_
       return absl::InvalidArgumentError(
           absl::StrCat(where, "NUL byte on line ", LineOf(text, i), ": not a text file"));
     }
-    const size_t len = Utf8Length(text, i);
+    const size_t len = ::sag::Utf8SequenceLength(text, i);
     if (len == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, "invalid UTF-8 on line ", LineOf(text, i), ": not a text file"));

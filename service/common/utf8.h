@@ -1,0 +1,47 @@
+// UTF-8 validation shared by the components that must never emit or accept broken text (the
+// config loader, the metrics exposition). Header-only, no dependencies.
+#ifndef SAG_SERVICE_COMMON_UTF8_H_
+#define SAG_SERVICE_COMMON_UTF8_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+
+namespace sag {
+
+// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not valid (overlong forms,
+// surrogates and code points above U+10FFFF are invalid). Requires i < s.size().
+inline size_t Utf8SequenceLength(absl::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  if (c < 0x80) return 1;
+  size_t len;
+  uint32_t cp;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > s.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+      (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return 0;
+  }
+  return len;
+}
+
+}  // namespace sag
+
+#endif  // SAG_SERVICE_COMMON_UTF8_H_
