@@ -101,8 +101,9 @@ ABSL_FLAG(int, upstream_max_connections, 64,
 ABSL_FLAG(int, queue_max, 10000,
           "Most calls waiting for a rate-limit slot per operation; more are refused with "
           "RESOURCE_EXHAUSTED.");
-ABSL_FLAG(int, upstream_max_attempts, 5,
-          "Attempts (first one included) of a read on 5xx, connection failure or upstream timeout.");
+ABSL_FLAG(
+    int, upstream_max_attempts, 5,
+    "Attempts (first one included) of a read on 5xx, connection failure or upstream timeout.");
 ABSL_FLAG(int, preview_monthly_quota, 700,
           "CreateAudiencePreview calls allowed per space per calendar month (UTC).");
 ABSL_FLAG(std::string, preview_quota_file, "",
@@ -155,7 +156,8 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
   grpc::SslServerCredentialsOptions ssl(
       ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
                  : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  ssl.pem_key_cert_pairs.push_back({ReadFileOrDie("tls_key", key), ReadFileOrDie("tls_cert", cert)});
+  ssl.pem_key_cert_pairs.push_back(
+      {ReadFileOrDie("tls_key", key), ReadFileOrDie("tls_cert", cert)});
   if (!ca.empty()) ssl.pem_root_certs = ReadFileOrDie("client_ca", ca);
   return grpc::SslServerCredentials(ssl);
 }
@@ -279,7 +281,6 @@ int main(int argc, char** argv) {
     Die("--upstream_timeout must be positive");
   }
 
-
   // The cache is declared before the timers so that no timer can fire into a destroyed cache.
   std::unique_ptr<sag::cache::ListingCache> cache;
   std::shared_ptr<sag::cache::InMemoryStore> cache_store;
@@ -357,10 +358,9 @@ int main(int argc, char** argv) {
 
   sag::RealTimers timers;
   sag::ratelimit::InProcessBudgetStore in_process_budget;
-  sag::ratelimit::BudgetStore* budget = fallback_budget
-                                            ? static_cast<sag::ratelimit::BudgetStore*>(
-                                                  fallback_budget.get())
-                                            : &in_process_budget;
+  sag::ratelimit::BudgetStore* budget =
+      fallback_budget ? static_cast<sag::ratelimit::BudgetStore*>(fallback_budget.get())
+                      : &in_process_budget;
   sag::ratelimit::LimiterOptions limiter_options;
   limiter_options.max_queue = static_cast<size_t>(absl::GetFlag(FLAGS_queue_max));
   limiter_options.on_answer = [m](const sag::ratelimit::AnswerEvent& e) {
@@ -379,7 +379,8 @@ int main(int argc, char** argv) {
     std::string rpc(op.rpc);
     m->queue_depth->WithLabels({rpc})->SetCallback([&limiter, workspace_names, rpc] {
       size_t depth = 0;
-      for (const auto& ws : workspace_names) depth += limiter.QueueDepth(absl::StrCat(ws, "/", rpc));
+      for (const auto& ws : workspace_names)
+        depth += limiter.QueueDepth(absl::StrCat(ws, "/", rpc));
       return static_cast<double>(depth);
     });
   }
@@ -432,9 +433,10 @@ int main(int argc, char** argv) {
     parts.publish_invalidations = [&invalidation, &logger](const std::vector<std::string>& tags) {
       absl::Status st = invalidation->Publish(tags);
       if (!st.ok()) {
-        logger.Warn("could not tell other replicas about a write; their listings may be stale "
-                    "until --cache_ttl",
-                    {{"reason", std::string(st.message())}});
+        logger.Warn(
+            "could not tell other replicas about a write; their listings may be stale "
+            "until --cache_ttl",
+            {{"reason", std::string(st.message())}});
       }
     };
   }
@@ -490,19 +492,19 @@ int main(int argc, char** argv) {
   std::string normalized = sag::Gateway::NormalizeBaseUrl(options.upstream_url).value_or("?");
   std::cout << "audiences-gateway listening on " << host << ":" << port << " (upstream "
             << normalized << ")" << std::endl;
-  logger.Info("started", {{"listen", absl::StrCat(host, ":", port)},
-                          {"upstream", normalized},
-                          {"workspaces", workspace_names},
-                          {"tls", !absl::GetFlag(FLAGS_tls_cert).empty()},
-                          {"redis", redis ? sag::redis::RedactedUrl(
-                                                *sag::redis::ParseRedisUrl(
-                                                    absl::GetFlag(FLAGS_redis_url)))
-                                          : ""},
-                          {"mtls", !absl::GetFlag(FLAGS_client_ca).empty()},
-                          {"metrics", metrics_server ? absl::StrCat(metrics_server->host(), ":",
-                                                                    metrics_server->port())
-                                                     : ""},
-                          {"version", SAG_VERSION}});
+  logger.Info(
+      "started",
+      {{"listen", absl::StrCat(host, ":", port)},
+       {"upstream", normalized},
+       {"workspaces", workspace_names},
+       {"tls", !absl::GetFlag(FLAGS_tls_cert).empty()},
+       {"redis",
+        redis ? sag::redis::RedactedUrl(*sag::redis::ParseRedisUrl(absl::GetFlag(FLAGS_redis_url)))
+              : ""},
+       {"mtls", !absl::GetFlag(FLAGS_client_ca).empty()},
+       {"metrics",
+        metrics_server ? absl::StrCat(metrics_server->host(), ":", metrics_server->port()) : ""},
+       {"version", SAG_VERSION}});
 
   std::thread health_thread([&] {
     while (!stopping.WaitForNotificationWithTimeout(absl::Seconds(1))) refresh_health();

@@ -9,9 +9,8 @@ namespace sag::auth {
 namespace {
 
 absl::Status ConfigError(const std::string& path, absl::string_view what, const YAML::Node& at) {
-  std::string line = at.IsDefined() && at.Mark().line >= 0
-                         ? absl::StrCat(" (line ", at.Mark().line + 1, ")")
-                         : "";
+  std::string line =
+      at.IsDefined() && at.Mark().line >= 0 ? absl::StrCat(" (line ", at.Mark().line + 1, ")") : "";
   return absl::InvalidArgumentError(absl::StrCat("config: ", path, ": ", what, line));
 }
 
@@ -184,8 +183,8 @@ absl::Status AccessPolicy::Authorize(absl::string_view caller, absl::string_view
       }
     }
   }
-  return absl::PermissionDeniedError(absl::StrCat("caller '", caller, "' may not call ", rpc,
-                                                  " on space '", space, "'"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("caller '", caller, "' may not call ", rpc, " on space '", space, "'"));
 }
 
 }  // namespace sag::auth

@@ -30,7 +30,8 @@ struct FieldViolation {
   std::string field;
   std::string description;
 };
-absl::Status InvalidFields(absl::string_view message, const std::vector<FieldViolation>& violations);
+absl::Status InvalidFields(absl::string_view message,
+                           const std::vector<FieldViolation>& violations);
 
 // RESOURCE_EXHAUSTED with a google.rpc.RetryInfo carrying `retry_after`.
 absl::Status RetryLater(absl::string_view message, absl::Duration retry_after);

@@ -30,12 +30,12 @@ struct RateLimit {
 };
 
 struct Operation {
-  absl::string_view rpc;            // RPC name, e.g. "ListAudiences".
+  absl::string_view rpc;  // RPC name, e.g. "ListAudiences".
   HttpMethod method;
-  absl::string_view path;           // REST path template, e.g. "/spaces/{spaceId}/audiences".
-  absl::string_view body_field;     // Request field sent as the JSON body; empty: no body.
-  absl::string_view accept;         // Accept: the first media type the operation lists.
-  absl::string_view content_type;   // Content-Type of the body: the first listed; empty: none.
+  absl::string_view path;          // REST path template, e.g. "/spaces/{spaceId}/audiences".
+  absl::string_view body_field;    // Request field sent as the JSON body; empty: no body.
+  absl::string_view accept;        // Accept: the first media type the operation lists.
+  absl::string_view content_type;  // Content-Type of the body: the first listed; empty: none.
   bool idempotent;                 // Safe to send again after it may have reached the upstream.
   bool cacheable;                  // A listing the gateway may answer from its cache.
   int max_page_count;              // Upper bound of pagination.count; 0: not paginated.

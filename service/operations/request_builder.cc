@@ -100,17 +100,17 @@ absl::Status RequestBuilder::ValidateQuery(const Message& request) const {
                         ? sub_refl->GetInt32(sub, count)
                         : sub_refl->GetInt64(sub, count);
         if (n < 1 || n > op_.max_page_count) {
-          return InvalidField("pagination.count",
-                              absl::StrCat("must be between 1 and ", op_.max_page_count,
-                                           " (got ", n, ")"));
+          return InvalidField(
+              "pagination.count",
+              absl::StrCat("must be between 1 and ", op_.max_page_count, " (got ", n, ")"));
         }
       }
     }
     if (f->name() == "search") {
       const FieldDescriptor* q = desc->FindFieldByName("query");
       if (q != nullptr && sub_refl->GetString(sub, q).size() > kMaxSearchQueryLength) {
-        return InvalidField("search.query", absl::StrCat("is longer than ",
-                                                         kMaxSearchQueryLength, " characters"));
+        return InvalidField("search.query",
+                            absl::StrCat("is longer than ", kMaxSearchQueryLength, " characters"));
       }
     }
   }

@@ -57,7 +57,7 @@ class RequestBuilder {
 
  private:
   struct Segment {
-    std::string literal;                                   // When field == nullptr.
+    std::string literal;  // When field == nullptr.
     const google::protobuf::FieldDescriptor* field = nullptr;
   };
   RequestBuilder(const Operation& op, const google::protobuf::MethodDescriptor* method)

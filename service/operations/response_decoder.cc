@@ -137,9 +137,8 @@ absl::Status DecodeResponse(const upstream::HttpResponse& response, google::prot
   if (data == body.end() || data->is_null()) return absl::OkStatus();
   if (absl::Status s = translate::JsonToMessage(*data, out); !s.ok()) {
     out->Clear();
-    return absl::InternalError(
-        absl::StrCat("Segment API answer does not fit ", out->GetDescriptor()->name(), ": data.",
-                     s.message()));
+    return absl::InternalError(absl::StrCat("Segment API answer does not fit ",
+                                            out->GetDescriptor()->name(), ": data.", s.message()));
   }
   return absl::OkStatus();
 }

@@ -50,8 +50,7 @@ bool RetryBudget::TryRetry() {
   int64_t requests = 0;
   int64_t retries = 0;
   Sum(&requests, &retries);
-  const double allowed =
-      static_cast<double>(options_.min_retries) + options_.ratio * requests;
+  const double allowed = static_cast<double>(options_.min_retries) + options_.ratio * requests;
   if (static_cast<double>(retries + 1) > allowed) return false;
   ++current.retries;
   return true;

@@ -14,10 +14,10 @@ class AudiencesServiceImpl final
   explicit AudiencesServiceImpl(Gateway* gateway) : gateway_(gateway) {}
 
 #define SAG_RPC(Name)                                                                         \
-  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* context,                      \
-                                 const segment::audiences::v1::Name##Request* request,      \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* context,                        \
+                                 const segment::audiences::v1::Name##Request* request,        \
                                  segment::audiences::v1::Name##Response* response) override { \
-    return gateway_->Handle(#Name, context, request, response);                              \
+    return gateway_->Handle(#Name, context, request, response);                               \
   }
   SAG_RPC(AddAudienceScheduleToAudience)
   SAG_RPC(CreateAudience)

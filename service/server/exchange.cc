@@ -19,9 +19,8 @@ absl::Status Scrub(absl::Status status, const std::string& secret) {
   }
   absl::Status scrubbed(status.code(),
                         absl::StrReplaceAll(status.message(), {{secret, "[redacted]"}}));
-  status.ForEachPayload([&](absl::string_view url, const absl::Cord& payload) {
-    scrubbed.SetPayload(url, payload);
-  });
+  status.ForEachPayload(
+      [&](absl::string_view url, const absl::Cord& payload) { scrubbed.SetPayload(url, payload); });
   return scrubbed;
 }
 
@@ -114,9 +113,9 @@ void Exchange::Send() {
     ++report_.attempts;
   }
   auto self = shared_from_this();
-  uint64_t id = env_->http->Send(std::move(http), [self, now](absl::StatusOr<upstream::HttpResponse> a) {
-    self->OnAnswer(std::move(a), now);
-  });
+  uint64_t id = env_->http->Send(
+      std::move(http),
+      [self, now](absl::StatusOr<upstream::HttpResponse> a) { self->OnAnswer(std::move(a), now); });
   bool cancelled;
   {
     absl::MutexLock lock(&mu_);
@@ -165,7 +164,8 @@ void Exchange::OnAnswer(absl::StatusOr<upstream::HttpResponse> answer, absl::Tim
   std::optional<int64_t> remaining;
   int64_t n = 0;
   if (absl::SimpleAtoi(r.Header("x-ratelimit-remaining"), &n)) remaining = n;
-  env_->limiter->Observe(params_.lane, remaining, ops::ParseHttpDate(r.Header("x-ratelimit-reset")));
+  env_->limiter->Observe(params_.lane, remaining,
+                         ops::ParseHttpDate(r.Header("x-ratelimit-reset")));
 
   if (r.status == 429) {
     absl::Duration wait = ops::RetryAfter(r, now);

@@ -57,12 +57,12 @@ struct ExchangeEnv {
 
 struct ExchangeParams {
   const ops::RequestBuilder* builder = nullptr;
-  upstream::HttpRequest http;   // Built, with Authorization; the timeout is set per attempt.
-  std::string secret;           // Scrubbed from every error message.
-  std::string lane;             // workspace + "/" + rpc
+  upstream::HttpRequest http;  // Built, with Authorization; the timeout is set per attempt.
+  std::string secret;          // Scrubbed from every error message.
+  std::string lane;            // workspace + "/" + rpc
   ratelimit::Limit limit;
   std::string caller;
-  std::string space;            // For the monthly quota.
+  std::string space;  // For the monthly quota.
   absl::Time deadline = absl::InfiniteFuture();
   bool deadline_is_callers = true;  // Timing out on it is DEADLINE_EXCEEDED (else UNAVAILABLE).
 };

@@ -168,7 +168,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options,
   absl::StatusOr<std::string> base = NormalizeBaseUrl(options.upstream_url);
   if (!base.ok()) return base.status();
   options.upstream_url = *base;
-  std::unique_ptr<Gateway> gw(new Gateway(std::move(options), env, std::move(workspaces), parts, observers));
+  std::unique_ptr<Gateway> gw(
+      new Gateway(std::move(options), env, std::move(workspaces), parts, observers));
   const auto* service =
       segment::audiences::v1::GetAudienceRequest::descriptor()->file()->FindServiceByName(
           "AudiencesService");
@@ -207,8 +208,10 @@ void Gateway::Audit(const CallInfo& info, const google::protobuf::Message& reque
                     const google::protobuf::Message* response, const absl::Status& status) {
   if (observers_.logger == nullptr) return;
   nlohmann::ordered_json fields = {
-      {"caller", info.caller},   {"rpc", info.rpc},
-      {"workspace", info.workspace}, {"space", info.space},
+      {"caller", info.caller},
+      {"rpc", info.rpc},
+      {"workspace", info.workspace},
+      {"space", info.space},
       {"code", std::string(telemetry::GrpcCodeName(static_cast<int>(status.code())))},
       {"request_id", info.request_id}};
   for (const char* id : {"id", "audience_id", "schedule_id"}) {
@@ -239,13 +242,14 @@ absl::StatusOr<const Workspace*> Gateway::SelectWorkspace(absl::string_view requ
     for (const Workspace& ws : workspaces_) {
       if (ws.name != requested) continue;
       if (!ws.spaces.empty() && !ws.spaces.contains(space)) {
-        return absl::NotFoundError(absl::StrCat("space '", space, "' is not served by workspace '",
-                                                ws.name, "'"));
+        return absl::NotFoundError(
+            absl::StrCat("space '", space, "' is not served by workspace '", ws.name, "'"));
       }
       return &ws;
     }
     std::string known;
-    for (const Workspace& ws : workspaces_) absl::StrAppend(&known, known.empty() ? "" : ", ", ws.name);
+    for (const Workspace& ws : workspaces_)
+      absl::StrAppend(&known, known.empty() ? "" : ", ", ws.name);
     return InvalidField("x-segment-workspace",
                         absl::StrCat("unknown workspace; configured: ", known));
   }
@@ -271,8 +275,8 @@ absl::StatusOr<const Workspace*> Gateway::SelectWorkspace(absl::string_view requ
     return InvalidField("x-segment-workspace",
                         "several workspaces serve any space; name one with x-segment-workspace");
   }
-  return absl::NotFoundError(absl::StrCat("space '", space,
-                                          "' is not served by any configured workspace"));
+  return absl::NotFoundError(
+      absl::StrCat("space '", space, "' is not served by any configured workspace"));
 }
 
 ratelimit::Limit Gateway::LimitOf(absl::string_view rpc) const {
@@ -339,8 +343,8 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
   const Workspace& ws = **selected;
   info->workspace = ws.name;
 
-  absl::StatusOr<upstream::HttpRequest> http = builder.Build(
-      *request, ws.upstream_url.empty() ? options_.upstream_url : ws.upstream_url);
+  absl::StatusOr<upstream::HttpRequest> http =
+      builder.Build(*request, ws.upstream_url.empty() ? options_.upstream_url : ws.upstream_url);
   if (!http.ok()) return fail(http.status());
 
   absl::StatusOr<std::string> token = ws.tokens->Token();
@@ -366,8 +370,8 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
 
   const ops::Operation& op = builder.op();
   if (op.cacheable) {
-    bool bypass = absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")),
-                                    "no-cache");
+    bool bypass =
+        absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
     if (parts_.cache == nullptr) bypass = true;
     info->cache = bypass ? "bypass" : "";
     if (parts_.cache == nullptr) {
@@ -379,27 +383,26 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
     }
   }
 
-  auto exchange = Exchange::Start(
-      env_, std::move(params),
-      [this, call, request, response, info, &op](
-          absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
-          const ExchangeReport& report) {
-        InvalidateAfterWrite(info->workspace, op, *request, status);
-        if (!op.idempotent) Audit(*info, *request, answer.get(), status);
-        Report(*info, status, report);
-        if (!call->Claim()) return;
-        if (status.ok() && answer != nullptr) {
-          response->GetReflection()->Swap(response, answer.get());
-        }
-        call->Finish(ToGrpcStatus(status));
-      });
+  auto exchange =
+      Exchange::Start(env_, std::move(params),
+                      [this, call, request, response, info, &op](
+                          absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+                          const ExchangeReport& report) {
+                        InvalidateAfterWrite(info->workspace, op, *request, status);
+                        if (!op.idempotent) Audit(*info, *request, answer.get(), status);
+                        Report(*info, status, report);
+                        if (!call->Claim()) return;
+                        if (status.ok() && answer != nullptr) {
+                          response->GetReflection()->Swap(response, answer.get());
+                        }
+                        call->Finish(ToGrpcStatus(status));
+                      });
   call->SetExchange(std::move(exchange));
   return call;
 }
 
 void Gateway::ServeListing(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* base,
-                           std::shared_ptr<CallInfo> info,
-                           const google::protobuf::Message* request,
+                           std::shared_ptr<CallInfo> info, const google::protobuf::Message* request,
                            google::protobuf::Message* response, ExchangeParams params,
                            bool bypass) {
   auto* call = static_cast<UnaryCall*>(base);
@@ -412,9 +415,9 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, grpc::ServerUna
   }
   cache::ListingCache::Lookup lookup;
   lookup.key = cache::MakeKey(info->workspace, info->space, info->rpc, canonical);
-  lookup.tags = cache::ListingTags(info->workspace, info->space, info->rpc,
-                                   info->rpc == cache::kListAudiences ? ""
-                                                                      : StringField(*request, "id"));
+  lookup.tags =
+      cache::ListingTags(info->workspace, info->space, info->rpc,
+                         info->rpc == cache::kListAudiences ? "" : StringField(*request, "id"));
   lookup.bypass = bypass;
 
   // The shared upstream call: not bound to any one caller's deadline or cancellation.
@@ -422,19 +425,19 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, grpc::ServerUna
   params.deadline_is_callers = false;
   auto report = std::make_shared<ExchangeReport>();
   auto fetch = [this, params, report](cache::ListingCache::FetchDone done) {
-    Exchange::Start(env_, params,
-                    [done, report](absl::Status status,
-                                   std::unique_ptr<google::protobuf::Message> answer,
-                                   const ExchangeReport& r) {
-                      *report = r;
-                      if (!status.ok()) {
-                        done(std::move(status));
-                      } else {
-                        std::string bytes;
-                        answer->SerializeToString(&bytes);
-                        done(std::move(bytes));
-                      }
-                    });
+    Exchange::Start(
+        env_, params,
+        [done, report](absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+                       const ExchangeReport& r) {
+          *report = r;
+          if (!status.ok()) {
+            done(std::move(status));
+          } else {
+            std::string bytes;
+            answer->SerializeToString(&bytes);
+            done(std::move(bytes));
+          }
+        });
   };
   auto timer = std::make_shared<std::atomic<Timers::TimerId>>(0);
   Timers* timers = env_->timers;
@@ -449,9 +452,10 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, grpc::ServerUna
     if (observers_.metrics != nullptr) {
       observers_.metrics->cache_requests->WithLabels({info->rpc, info->cache})->Increment();
     }
-    Report(*info, status, outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass
-                              ? *report
-                              : ExchangeReport{});
+    Report(*info, status,
+           outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass
+               ? *report
+               : ExchangeReport{});
     if (!call->Claim()) return;
     context->AddInitialMetadata("x-cache", info->cache);
     call->Finish(ToGrpcStatus(status));

@@ -41,8 +41,8 @@ namespace sag {
 
 struct GatewayOptions {
   std::string upstream_url = "https://api.segmentapis.com";  // Default for every workspace.
-  ratelimit::LimitOverrides rate_limits;                      // --rate_limits
-  ratelimit::Limit api_default{60, absl::Minutes(1)};         // Ops without a documented limit.
+  ratelimit::LimitOverrides rate_limits;                     // --rate_limits
+  ratelimit::Limit api_default{60, absl::Minutes(1)};        // Ops without a documented limit.
 };
 
 // Where the gateway reports each call; both optional, not owned.

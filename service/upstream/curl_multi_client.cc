@@ -226,12 +226,12 @@ void CurlMultiClient::Loop() {
         curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &t->response.status);
         Complete(id, std::move(t->response));
       } else if (code == CURLE_OPERATION_TIMEDOUT) {
-        Complete(id, absl::DeadlineExceededError(absl::StrCat(
-                         "upstream did not answer within ",
-                         absl::FormatDuration(t->request.timeout))));
+        Complete(id,
+                 absl::DeadlineExceededError(absl::StrCat(
+                     "upstream did not answer within ", absl::FormatDuration(t->request.timeout))));
       } else if (t->too_large) {
-        Complete(id, absl::UnavailableError(absl::StrCat(
-                         "upstream response larger than ", t->max_bytes, " bytes")));
+        Complete(id, absl::UnavailableError(
+                         absl::StrCat("upstream response larger than ", t->max_bytes, " bytes")));
       } else {
         std::string detail = t->error[0] != '\0' ? t->error : curl_easy_strerror(code);
         Complete(id, absl::UnavailableError(absl::StrCat("upstream request failed: ", detail)));

@@ -23,7 +23,7 @@
 namespace sag::upstream {
 
 struct CurlOptions {
-  int max_host_connections = 64;        // Per upstream host; more requests wait inside curl.
+  int max_host_connections = 64;  // Per upstream host; more requests wait inside curl.
   absl::Duration connect_timeout = absl::Seconds(10);
   size_t max_response_bytes = 32 << 20;  // Larger bodies fail with UNAVAILABLE.
   std::string user_agent = "segment-audiences-gateway";

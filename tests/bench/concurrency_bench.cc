@@ -36,13 +36,14 @@ int main(int argc, char** argv) {
   const int calls = absl::GetFlag(FLAGS_calls);
   const std::string unlimited = "1000000/1s";
   sag::testing::StackOptions options;
-  options.sim_args = {absl::StrCat("--latency=", absl::FormatDuration(absl::GetFlag(FLAGS_latency))),
-                      absl::StrCat("--threads=", calls + 64),
-                      absl::StrCat("--rate_limits=default=", unlimited, ",GetAudience=", unlimited,
-                                   ",CreateAudience=", unlimited)};
+  options.sim_args = {
+      absl::StrCat("--latency=", absl::FormatDuration(absl::GetFlag(FLAGS_latency))),
+      absl::StrCat("--threads=", calls + 64),
+      absl::StrCat("--rate_limits=default=", unlimited, ",GetAudience=", unlimited,
+                   ",CreateAudience=", unlimited)};
   options.gateway_args = {absl::StrCat("--upstream_max_connections=", calls),
-                          absl::StrCat("--rate_limits=default=", unlimited, ",GetAudience=",
-                                       unlimited, ",CreateAudience=", unlimited)};
+                          absl::StrCat("--rate_limits=default=", unlimited,
+                                       ",GetAudience=", unlimited, ",CreateAudience=", unlimited)};
   auto stack = sag::testing::Stack::Start(options);
   if (!stack.ok()) {
     std::cerr << "cannot start: " << stack.status() << "\n";

@@ -18,12 +18,12 @@
 namespace sag::testing {
 
 struct StackOptions {
-  std::string token = "test-token-7f3a9c";   // What the gateway sends ("" = no --token_file).
+  std::string token = "test-token-7f3a9c";      // What the gateway sends ("" = no --token_file).
   std::string sim_token = "test-token-7f3a9c";  // What the simulator accepts ("" = any).
-  std::vector<std::string> sim_args;        // Extra segment-sim flags.
-  std::vector<std::string> gateway_args;    // Extra audiences-gateway flags.
+  std::vector<std::string> sim_args;            // Extra segment-sim flags.
+  std::vector<std::string> gateway_args;        // Extra audiences-gateway flags.
   bool start_sim = true;
-  std::string upstream_url;                 // When not starting the simulator.
+  std::string upstream_url;  // When not starting the simulator.
   // The gateway serves TLS (its flags in gateway_args): do not wait for a plaintext connection.
   std::string tls_root;
   // Passed as --metrics_listen before gateway_args (which may override it); std::nullopt = not

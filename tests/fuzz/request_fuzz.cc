@@ -51,7 +51,8 @@ void Fill(Message* m, std::vector<std::string>* pieces, int32_t count) {
       r->SetInt32(m, f, count);
     } else if (f->type() == FieldDescriptor::TYPE_ENUM) {
       r->SetEnumValue(m, f, count & 3);
-    } else if (f->type() == FieldDescriptor::TYPE_MESSAGE && f->message_type()->file() == d->file()) {
+    } else if (f->type() == FieldDescriptor::TYPE_MESSAGE &&
+               f->message_type()->file() == d->file()) {
       Fill(r->MutableMessage(m, f), pieces, count);
     }
   }
@@ -67,12 +68,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string rest(reinterpret_cast<const char*>(data + 2), size - 2);
   std::vector<std::string> pieces = absl::StrSplit(rest, '\xff');
   const auto* file = segment::audiences::v1::GetAudienceRequest::descriptor()->file();
-  const auto* method = file->FindServiceByName("AudiencesService")->FindMethodByName(std::string(op.rpc));
+  const auto* method =
+      file->FindServiceByName("AudiencesService")->FindMethodByName(std::string(op.rpc));
   static auto* builders = new std::vector<std::unique_ptr<sag::ops::RequestBuilder>>(ops.size());
   auto& builder = (*builders)[data[0] % ops.size()];
   if (builder == nullptr) builder = std::move(*sag::ops::RequestBuilder::Create(op, method));
-  std::unique_ptr<Message> request(
-      google::protobuf::MessageFactory::generated_factory()->GetPrototype(method->input_type())->New());
+  std::unique_ptr<Message> request(google::protobuf::MessageFactory::generated_factory()
+                                       ->GetPrototype(method->input_type())
+                                       ->New());
   Fill(request.get(), &pieces, count);
   auto target = builder->Target(*request);
   if (!target.ok()) {

@@ -42,6 +42,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::unique_ptr<google::protobuf::Message> second(factory->GetPrototype(desc)->New());
   if (!sag::translate::JsonToMessage(out, second.get()).ok()) std::abort();  // Must re-read.
-  if (sag::translate::MessageToJson(*second) != out) std::abort();          // Fixed point.
+  if (sag::translate::MessageToJson(*second) != out) std::abort();           // Fixed point.
   return 0;
 }

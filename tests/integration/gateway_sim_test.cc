@@ -350,10 +350,22 @@ TEST_F(GatewaySimTest, SchedulesOnNonLinkedAudiencesAreRefusedByTheUpstream) {
 
 TEST_F(GatewaySimTest, HostileIdsNeverReachAnotherRoute) {
   Stack& s = *stack_;
-  std::vector<std::string> hostile = {"",      "/",     "..",        ".",         "?",
-                                      "#",     "%2F",   "a/b",       "../audiences", "a\r\nb",
-                                      "a b",   "a%00b", std::string(10 * 1024, 'a'),
-                                      std::string("a\0b", 3), "aud_1?x=1", "aud_1#frag",
+  std::vector<std::string> hostile = {"",
+                                      "/",
+                                      "..",
+                                      ".",
+                                      "?",
+                                      "#",
+                                      "%2F",
+                                      "a/b",
+                                      "../audiences",
+                                      "a\r\nb",
+                                      "a b",
+                                      "a%00b",
+                                      std::string(10 * 1024, 'a'),
+                                      std::string("a\0b", 3),
+                                      "aud_1?x=1",
+                                      "aud_1#frag",
                                       "\xff\xfe"};
   s.SimReset();
   for (const std::string& id : hostile) {

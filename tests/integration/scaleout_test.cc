@@ -39,8 +39,8 @@ int FreePort() {
 }
 
 absl::StatusOr<std::unique_ptr<Subprocess>> StartRedis(int port) {
-  auto redis = Subprocess::Start({kRedisBin, "--port", std::to_string(port), "--bind",
-                                  "127.0.0.1", "--save", "", "--appendonly", "no"});
+  auto redis = Subprocess::Start({kRedisBin, "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no"});
   if (!redis.ok()) return redis.status();
   auto line = (*redis)->WaitForLine("Ready to accept connections", absl::Seconds(10));
   if (!line.ok()) return line.status();
@@ -61,8 +61,8 @@ class ScaleOutTest : public ::testing::Test {
   void StartReplicas(int n, const std::string& limits) {
     StackOptions first;
     first.sim_args = {"--rate_limits=" + limits, "--threads=64"};
-    first.gateway_args = {"--rate_limits=" + limits, absl::StrCat("--redis_url=redis://127.0.0.1:",
-                                                                  redis_port_),
+    first.gateway_args = {"--rate_limits=" + limits,
+                          absl::StrCat("--redis_url=redis://127.0.0.1:", redis_port_),
                           absl::StrCat("--replicas=", n)};
     auto a = Stack::Start(first);
     ASSERT_TRUE(a.ok()) << a.status();

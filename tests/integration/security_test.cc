@@ -152,15 +152,17 @@ TEST(SecurityTest, ApiKeysIdentifyCallersWhereThereIsNoTls) {
   std::string dir = MakeTempDir();
   // sha256("s3cret-writer") and sha256("s3cret-reader"), computed with openssl below.
   ASSERT_EQ(Shell("printf s3cret-writer | openssl dgst -sha256 -r | cut -c1-64 > " + dir +
-                "/w.sha && printf s3cret-reader | openssl dgst -sha256 -r | cut -c1-64 > " + dir +
-                "/r.sha"),
+                  "/w.sha && printf s3cret-reader | openssl dgst -sha256 -r | cut -c1-64 > " + dir +
+                  "/r.sha"),
             0);
-  std::string w = ReadFile(dir + "/w.sha").substr(0, 64), r = ReadFile(dir + "/r.sha").substr(0, 64);
-  WriteFile(dir + "/config.yaml", "callers:\n  - name: writer\n    secret_sha256: " + w +
-                                      "\n  - name: reader\n    secret_sha256: " + r +
-                                      "\naccess:\n  - caller: writer\n    rpcs: [\"*\"]\n"
-                                      "    spaces: [\"*\"]\n  - caller: reader\n"
-                                      "    rpcs: [ListAudiences, GetAudience]\n    spaces: [\"*\"]\n");
+  std::string w = ReadFile(dir + "/w.sha").substr(0, 64),
+              r = ReadFile(dir + "/r.sha").substr(0, 64);
+  WriteFile(dir + "/config.yaml",
+            "callers:\n  - name: writer\n    secret_sha256: " + w +
+                "\n  - name: reader\n    secret_sha256: " + r +
+                "\naccess:\n  - caller: writer\n    rpcs: [\"*\"]\n"
+                "    spaces: [\"*\"]\n  - caller: reader\n"
+                "    rpcs: [ListAudiences, GetAudience]\n    spaces: [\"*\"]\n");
   StackOptions o;
   o.gateway_args = {"--config=" + dir + "/config.yaml"};
   auto stack = Stack::Start(o);
@@ -202,9 +204,13 @@ TEST(SecurityTest, WorkspacesArePickedByMetadataOrSpaceAndKeepTheirTokens) {
   WriteFile(dir + "/globex.token", "globex-token-9a8b7c\n");
   WriteFile(dir + "/config.yaml",
             "workspaces:\n"
-            "  - name: acme\n    token_file: " + dir + "/acme.token\n    spaces: [acmeSpace1]\n"
-            "  - name: globex\n    token_file: " + dir + "/globex.token\n"
-            "    spaces: [globexSpace1, globexSpace2]\n");
+            "  - name: acme\n    token_file: " +
+                dir +
+                "/acme.token\n    spaces: [acmeSpace1]\n"
+                "  - name: globex\n    token_file: " +
+                dir +
+                "/globex.token\n"
+                "    spaces: [globexSpace1, globexSpace2]\n");
   StackOptions o;
   o.sim_token = "";  // The simulator accepts any token; the test reads which one arrived.
   o.token = "";      // No --token_file: the workspaces carry theirs.
@@ -232,11 +238,11 @@ TEST(SecurityTest, TokenFileReloadsAcrossAKubernetesSymlinkSwapAndKeepsTheLastGo
   // Lay the file out as a Kubernetes Secret volume does: token -> ..data/token,
   // ..data -> ..2026_v1 (a directory); an update swaps the ..data symlink.
   std::string dir = MakeTempDir();
-  ASSERT_EQ(Shell("mkdir -p " + dir + "/..v1 " + dir + "/..v2 && printf old-token-aaaa1111 > " +
-                dir + "/..v1/token && printf new-token-bbbb2222 > " + dir +
-                "/..v2/token && ln -s ..v1 " + dir + "/..data && ln -s ..data/token " + dir +
-                "/token"),
-            0);
+  ASSERT_EQ(
+      Shell("mkdir -p " + dir + "/..v1 " + dir + "/..v2 && printf old-token-aaaa1111 > " + dir +
+            "/..v1/token && printf new-token-bbbb2222 > " + dir + "/..v2/token && ln -s ..v1 " +
+            dir + "/..data && ln -s ..data/token " + dir + "/token"),
+      0);
   StackOptions o;
   o.token = "";
   o.sim_token = "new-token-bbbb2222";  // Only the rotated token works upstream.
@@ -256,8 +262,9 @@ TEST(SecurityTest, TokenFileReloadsAcrossAKubernetesSymlinkSwapAndKeepsTheLastGo
   } while (absl::Now() < give_up);
   EXPECT_TRUE(st.ok()) << st.error_message();
   // A bad new file (empty) keeps the last good token, and says so in the log.
-  ASSERT_EQ(Shell("cd " + dir + " && mkdir ..v3 && : > ..v3/token && ln -s ..v3 ..data_tmp && "
-                "mv -T ..data_tmp ..data"),
+  ASSERT_EQ(Shell("cd " + dir +
+                  " && mkdir ..v3 && : > ..v3/token && ln -s ..v3 ..data_tmp && "
+                  "mv -T ..data_tmp ..data"),
             0);
   give_up = absl::Now() + absl::Seconds(10);
   while (absl::Now() < give_up &&
@@ -285,10 +292,11 @@ TEST(SecurityTest, MissingTokenIsNotServingAndUnavailableNamingTheWorkspace) {
 
 TEST(SecurityTest, BadAccessConfigIsRefusedAtStartWithExitCode2) {
   std::string dir = MakeTempDir();
-  WriteFile(dir + "/config.yaml", "access:\n  - caller: x\n    rpcs: [DropDatabase]\n"
-                                  "    spaces: [\"*\"]\n");
-  auto gw = Subprocess::Start({SAG_GATEWAY_BIN, "--listen=127.0.0.1:0", "--metrics_listen=",
-                               "--config=" + dir + "/config.yaml"});
+  WriteFile(dir + "/config.yaml",
+            "access:\n  - caller: x\n    rpcs: [DropDatabase]\n"
+            "    spaces: [\"*\"]\n");
+  auto gw = Subprocess::Start({SAG_GATEWAY_BIN, "--listen=127.0.0.1:0",
+                               "--metrics_listen=", "--config=" + dir + "/config.yaml"});
   ASSERT_TRUE(gw.ok());
   auto code = (*gw)->Stop(0, absl::Seconds(10));  // Signal 0: just wait for the exit.
   ASSERT_TRUE(code.ok());
