@@ -124,7 +124,12 @@ class ListingCache::Core : public std::enable_shared_from_this<Core> {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Start(const std::shared_ptr<Flight>& flight, Fetch fetch);
   // Runs `done` with `value` or `status` and counts the outcome.
-  void Answer(const Done& done, absl::StatusOr<std::string> value, Outcome outcome);
+  void Answer(const Done& done, absl::StatusOr<Bytes> value, Outcome outcome);
+  // The bytes of a stored entry, sharing its ownership (no copy).
+  static Bytes BytesOf(std::shared_ptr<const Entry> entry) {
+    const std::string* value = &entry->value;
+    return Bytes(std::move(entry), value);
+  }
 
   const std::shared_ptr<CacheStore> store_;
   const Options options_;
@@ -173,7 +178,7 @@ void ListingCache::Core::Start(const std::shared_ptr<Flight>& flight, Fetch fetc
   fetch([completion](absl::StatusOr<std::string> result) { completion->Run(std::move(result)); });
 }
 
-void ListingCache::Core::Answer(const Done& done, absl::StatusOr<std::string> value,
+void ListingCache::Core::Answer(const Done& done, absl::StatusOr<Bytes> value,
                                 Outcome outcome) {
   switch (outcome) {
     case Outcome::kHit:
@@ -198,7 +203,7 @@ ListingCache::WaiterId ListingCache::Core::Get(const Lookup& lookup, Fetch fetch
   if (!lookup.bypass) {
     std::shared_ptr<const Entry> entry = store_->Get(lookup.key);
     if (entry != nullptr && Fresh(*entry, now)) {
-      Answer(done, entry->value, Outcome::kHit);
+      Answer(done, BytesOf(std::move(entry)), Outcome::kHit);
       return kNoWaiter;
     }
   }
@@ -235,7 +240,7 @@ ListingCache::WaiterId ListingCache::Core::Get(const Lookup& lookup, Fetch fetch
       }
     }
   }
-  if (answer != nullptr) Answer(done, answer->value, answer_outcome);
+  if (answer != nullptr) Answer(done, BytesOf(std::move(answer)), answer_outcome);
   if (to_start != nullptr) Start(to_start, std::move(fetch));
   return id;
 }
@@ -245,9 +250,12 @@ void ListingCache::Core::Complete(const std::shared_ptr<Flight>& flight,
   const absl::Time now = options_.clock->Now();
   // Built before taking the lock: copying a large answer should not hold up other callers.
   std::optional<Entry> entry;
-  if (result.ok()) {
+  absl::StatusOr<Bytes> answer =
+      result.ok() ? absl::StatusOr<Bytes>(std::make_shared<const std::string>(*std::move(result)))
+                  : absl::StatusOr<Bytes>(result.status());
+  if (answer.ok()) {
     entry = Entry{
-        *result, now,
+        **answer, now,
         now + options_.ttl + std::max(options_.stale_while_revalidate, options_.stale_if_error),
         flight->tags};  // A flight's key and tags never change.
   }
@@ -270,7 +278,7 @@ void ListingCache::Core::Complete(const std::shared_ptr<Flight>& flight,
       }
     } else {
       fetch_errors_.fetch_add(1, std::memory_order_relaxed);
-      if (StaleIfErrorEligible(result.status())) stale = StaleForError(flight->key, now);
+      if (StaleIfErrorEligible(answer.status())) stale = StaleForError(flight->key, now);
     }
     to_answer.reserve(flight->waiters.size());
     for (WaiterId id : flight->waiters) {
@@ -285,14 +293,14 @@ void ListingCache::Core::Complete(const std::shared_ptr<Flight>& flight,
     const Waiter& waiter = to_answer[i];
     const bool last = i + 1 == to_answer.size();
     if (waiter.bypass) {
-      Answer(waiter.done, last ? std::move(result) : result, Outcome::kBypass);
-    } else if (result.ok()) {
-      Answer(waiter.done, last ? std::move(result) : result, Outcome::kMiss);
+      Answer(waiter.done, last ? std::move(answer) : answer, Outcome::kBypass);
+    } else if (answer.ok()) {
+      Answer(waiter.done, last ? std::move(answer) : answer, Outcome::kMiss);
     } else if (stale != nullptr) {
       stale_if_error_.fetch_add(1, std::memory_order_relaxed);
-      Answer(waiter.done, stale->value, Outcome::kStale);
+      Answer(waiter.done, BytesOf(stale), Outcome::kStale);
     } else {
-      Answer(waiter.done, result.status(), Outcome::kMiss);
+      Answer(waiter.done, answer.status(), Outcome::kMiss);
     }
   }
 }
@@ -317,7 +325,7 @@ bool ListingCache::Core::Abandon(WaiterId id, absl::Status reason) {
     stale = StaleForError(waiter.flight->key, options_.clock->Now());
   if (stale != nullptr) {
     stale_if_error_.fetch_add(1, std::memory_order_relaxed);
-    Answer(waiter.done, stale->value, Outcome::kStale);
+    Answer(waiter.done, BytesOf(std::move(stale)), Outcome::kStale);
   } else {
     Answer(waiter.done, std::move(reason), Outcome::kMiss);
   }

@@ -91,8 +91,11 @@ class ListingCache {
   // per Get(), without cache locks held; not called when the Get() is answered from the store or
   // joins a fetch in flight (it is then dropped unused).
   using Fetch = std::function<void(FetchDone done)>;
-  // The answer to one Get(). Runs exactly once per Get(), without cache locks held.
-  using Done = std::function<void(absl::StatusOr<std::string> value, Outcome outcome)>;
+  // An answer's bytes, shared with the store (a hit copies nothing) and immutable.
+  using Bytes = std::shared_ptr<const std::string>;
+  // The answer to one Get(). Runs exactly once per Get(), without cache locks held. An OK value is
+  // never null.
+  using Done = std::function<void(absl::StatusOr<Bytes> value, Outcome outcome)>;
 
   // Names a waiting Get() for Abandon().
   using WaiterId = uint64_t;

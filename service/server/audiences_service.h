@@ -1,9 +1,16 @@
 // segment.audiences.v1.AudiencesService on gRPC's callback API. Each RPC is one line that hands
 // the call to the Gateway; all behaviour lives in the operation table and the Gateway.
+// The typed overrides of the cacheable listings below are replaced by raw handlers in the
+// constructor and are never called.
 #ifndef SAG_SERVICE_SERVER_AUDIENCES_SERVICE_H_
 #define SAG_SERVICE_SERVER_AUDIENCES_SERVICE_H_
 
+#include <string>
+
+#include <grpcpp/support/byte_buffer.h>
+
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "service/operations/operation_table.h"
 #include "service/server/gateway.h"
 
 namespace sag {
@@ -11,7 +18,24 @@ namespace sag {
 class AudiencesServiceImpl final
     : public segment::audiences::v1::AudiencesService::CallbackService {
  public:
-  explicit AudiencesServiceImpl(Gateway* gateway) : gateway_(gateway) {}
+  // The cacheable listings are registered as raw methods, so that a cache hit sends the stored
+  // response bytes as they are (Gateway::HandleListing).
+  explicit AudiencesServiceImpl(Gateway* gateway) : gateway_(gateway) {
+    const auto* service =
+        segment::audiences::v1::GetAudienceRequest::descriptor()->file()->FindServiceByName(
+            "AudiencesService");
+    for (const ops::Operation& op : ops::Operations()) {
+      if (!op.cacheable) continue;
+      std::string rpc(op.rpc);
+      MarkMethodRawCallback(
+          service->FindMethodByName(rpc)->index(),
+          new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+              [this, rpc](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                          grpc::ByteBuffer* response) {
+                return gateway_->HandleListing(rpc, context, request, response);
+              }));
+    }
+  }
 
 #define SAG_RPC(Name)                                                                         \
   grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* context,                        \

@@ -5,7 +5,11 @@
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/message.h>
+#include <grpcpp/impl/codegen/proto_buffer_reader.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/server_context.h>
+#include <grpcpp/support/byte_buffer.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -19,9 +23,39 @@
 namespace sag {
 namespace {
 
+std::string StringField(const google::protobuf::Message& m, const char* name) {
+  const auto* f = m.GetDescriptor()->FindFieldByName(name);
+  if (f == nullptr || f->type() != google::protobuf::FieldDescriptor::TYPE_STRING) return "";
+  return m.GetReflection()->GetString(m, f);
+}
+
+// A write whose outcome is certain not to have changed anything upstream.
+bool DefinitelyNotExecuted(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kFailedPrecondition:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string Metadata(const grpc::CallbackServerContext* context, absl::string_view key) {
+  const auto& md = context->client_metadata();
+  auto it = md.find(grpc::string_ref(key.data(), key.size()));
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+}  // namespace
+
 // A unary call's reactor. Whoever claims the call first (the exchange's answer, or the caller's
 // cancellation) finishes it; the other side then leaves it alone.
-class UnaryCall final : public grpc::ServerUnaryReactor {
+class Gateway::Call final : public grpc::ServerUnaryReactor {
  public:
   bool Claim() { return !claimed_.exchange(true, std::memory_order_acq_rel); }
 
@@ -62,6 +96,9 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
 
   void OnDone() override { delete this; }
 
+  // The parsed request of a raw (listing) call: lives as long as the call.
+  std::unique_ptr<google::protobuf::Message> request;
+
  private:
   std::atomic<bool> claimed_{false};
   absl::Mutex mu_;
@@ -69,36 +106,6 @@ class UnaryCall final : public grpc::ServerUnaryReactor {
   std::shared_ptr<Exchange> exchange_ ABSL_GUARDED_BY(mu_);
   std::function<void(absl::Status)> abandon_ ABSL_GUARDED_BY(mu_);
 };
-
-std::string StringField(const google::protobuf::Message& m, const char* name) {
-  const auto* f = m.GetDescriptor()->FindFieldByName(name);
-  if (f == nullptr || f->type() != google::protobuf::FieldDescriptor::TYPE_STRING) return "";
-  return m.GetReflection()->GetString(m, f);
-}
-
-// A write whose outcome is certain not to have changed anything upstream.
-bool DefinitelyNotExecuted(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kFailedPrecondition:
-      return true;
-    default:
-      return false;
-  }
-}
-
-std::string Metadata(const grpc::CallbackServerContext* context, absl::string_view key) {
-  const auto& md = context->client_metadata();
-  auto it = md.find(grpc::string_ref(key.data(), key.size()));
-  if (it == md.end()) return "";
-  return std::string(it->second.data(), it->second.size());
-}
-
-}  // namespace
 
 struct Gateway::CallInfo {
   std::string rpc;
@@ -285,30 +292,27 @@ ratelimit::Limit Gateway::LimitOf(absl::string_view rpc) const {
   return ratelimit::LimitFor(rpc, documented, options_.rate_limits, options_.api_default);
 }
 
-grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
-                                          grpc::CallbackServerContext* context,
-                                          const google::protobuf::Message* request,
-                                          google::protobuf::Message* response) {
-  auto info = std::make_shared<CallInfo>();
-  info->start = env_->clock->Now();
-  info->rpc = std::string(rpc);
-  info->caller = Metadata(context, "x-caller-id");
-  if (info->caller.empty()) info->caller = context->peer();
-  info->request_id = Metadata(context, "x-request-id");
-  if (!telemetry::IsValidRequestId(info->request_id)) info->request_id = telemetry::NewRequestId();
-  context->AddInitialMetadata("x-request-id", info->request_id);
-  const auto* space_field = request->GetDescriptor()->FindFieldByName("space_id");
+bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
+                    const google::protobuf::Message& request, Call* call, CallInfo& info,
+                    ExchangeParams& params) {
+  info.start = env_->clock->Now();
+  info.rpc = std::string(rpc);
+  info.caller = Metadata(context, "x-caller-id");
+  if (info.caller.empty()) info.caller = context->peer();
+  info.request_id = Metadata(context, "x-request-id");
+  if (!telemetry::IsValidRequestId(info.request_id)) info.request_id = telemetry::NewRequestId();
+  context->AddInitialMetadata("x-request-id", info.request_id);
+  const auto* space_field = request.GetDescriptor()->FindFieldByName("space_id");
   if (space_field != nullptr) {
-    info->space = request->GetReflection()->GetString(*request, space_field);
-    if (info->space.size() > ops::kMaxIdLength) info->space.resize(ops::kMaxIdLength);
+    info.space = request.GetReflection()->GetString(request, space_field);
+    if (info.space.size() > ops::kMaxIdLength) info.space.resize(ops::kMaxIdLength);
   }
   if (observers_.metrics != nullptr) observers_.metrics->calls_in_flight->Get()->Increment();
 
-  auto* call = new UnaryCall();
-  auto fail = [this, call, info](const absl::Status& status) {
-    Report(*info, status, ExchangeReport{});
+  auto fail = [this, call, &info](const absl::Status& status) {
+    Report(info, status, ExchangeReport{});
     if (call->Claim()) call->Finish(ToGrpcStatus(status));
-    return call;
+    return false;
   };
 
   auto it = builders_.find(rpc);
@@ -331,20 +335,20 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
     peer.address = context->peer();
     absl::StatusOr<std::string> caller = parts_.access->Identify(peer);
     if (!caller.ok()) return fail(caller.status());
-    info->caller = *caller;
-    if (absl::Status allowed = parts_.access->Authorize(*caller, rpc, info->space); !allowed.ok()) {
+    info.caller = *caller;
+    if (absl::Status allowed = parts_.access->Authorize(*caller, rpc, info.space); !allowed.ok()) {
       return fail(allowed);
     }
   }
 
   absl::StatusOr<const Workspace*> selected =
-      SelectWorkspace(Metadata(context, "x-segment-workspace"), info->space);
+      SelectWorkspace(Metadata(context, "x-segment-workspace"), info.space);
   if (!selected.ok()) return fail(selected.status());
   const Workspace& ws = **selected;
-  info->workspace = ws.name;
+  info.workspace = ws.name;
 
   absl::StatusOr<upstream::HttpRequest> http =
-      builder.Build(*request, ws.upstream_url.empty() ? options_.upstream_url : ws.upstream_url);
+      builder.Build(request, ws.upstream_url.empty() ? options_.upstream_url : ws.upstream_url);
   if (!http.ok()) return fail(http.status());
 
   absl::StatusOr<std::string> token = ws.tokens->Token();
@@ -353,36 +357,36 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
                                                     "': ", token.status().message())));
   }
   http->headers.emplace_back("Authorization", absl::StrCat("Bearer ", *token));
-  http->headers.emplace_back("X-Request-Id", info->request_id);
+  http->headers.emplace_back("X-Request-Id", info.request_id);
 
-  ExchangeParams params;
   params.builder = &builder;
   params.http = *std::move(http);
-  params.secret = *token;
+  params.secret = *std::move(token);
   params.lane = absl::StrCat(ws.name, "/", rpc);
   params.limit = LimitOf(rpc);
-  params.caller = info->caller;
-  params.space = info->space;
+  params.caller = info.caller;
+  params.space = info.space;
   params.deadline = absl::FromChrono(context->deadline());
   if (params.deadline <= env_->clock->Now()) {
     return fail(absl::DeadlineExceededError("the caller's deadline passed before the call"));
   }
+  return true;
+}
 
-  const ops::Operation& op = builder.op();
+grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
+                                          grpc::CallbackServerContext* context,
+                                          const google::protobuf::Message* request,
+                                          google::protobuf::Message* response) {
+  auto info = std::make_shared<CallInfo>();
+  auto* call = new Call();
+  ExchangeParams params;
+  if (!Admit(rpc, context, *request, call, *info, params)) return call;
+  const ops::Operation& op = params.builder->op();
   if (op.cacheable) {
-    bool bypass =
-        absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
-    if (parts_.cache == nullptr) bypass = true;
-    info->cache = bypass ? "bypass" : "";
-    if (parts_.cache == nullptr) {
-      // No cache configured: a plain exchange, answered as a bypass.
-      context->AddInitialMetadata("x-cache", "bypass");
-    } else {
-      ServeListing(context, call, info, request, response, std::move(params), bypass);
-      return call;
-    }
+    // A listing served through the typed API (not registered raw): never cached.
+    info->cache = "bypass";
+    context->AddInitialMetadata("x-cache", "bypass");
   }
-
   auto exchange =
       Exchange::Start(env_, std::move(params),
                       [this, call, request, response, info, &op](
@@ -401,67 +405,130 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
   return call;
 }
 
-void Gateway::ServeListing(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* base,
-                           std::shared_ptr<CallInfo> info, const google::protobuf::Message* request,
-                           google::protobuf::Message* response, ExchangeParams params,
-                           bool bypass) {
-  auto* call = static_cast<UnaryCall*>(base);
-  std::string canonical;
-  {
-    google::protobuf::io::StringOutputStream out(&canonical);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.SetSerializationDeterministic(true);
-    request->SerializeToCodedStream(&coded);
+grpc::ServerUnaryReactor* Gateway::HandleListing(absl::string_view rpc,
+                                                 grpc::CallbackServerContext* context,
+                                                 const grpc::ByteBuffer* request,
+                                                 grpc::ByteBuffer* response) {
+  auto* call = new Call();
+  auto it = builders_.find(rpc);
+  if (it == builders_.end()) {
+    call->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, std::string(rpc)));
+    return call;
   }
-  cache::ListingCache::Lookup lookup;
-  lookup.key = cache::MakeKey(info->workspace, info->space, info->rpc, canonical);
-  lookup.tags =
-      cache::ListingTags(info->workspace, info->space, info->rpc,
-                         info->rpc == cache::kListAudiences ? "" : StringField(*request, "id"));
-  lookup.bypass = bypass;
+  call->request.reset(google::protobuf::MessageFactory::generated_factory()
+                          ->GetPrototype(it->second->method()->input_type())
+                          ->New());
+  grpc::ByteBuffer bytes(*request);  // Shares the slices; parsing consumes the copy.
+  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, google::protobuf::Message>(
+           &bytes, call->request.get())
+           .ok()) {
+    call->Finish(grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("the request is not a valid ", call->request->GetTypeName(), " message")));
+    return call;
+  }
+  auto info = std::make_shared<CallInfo>();
+  ExchangeParams params;
+  if (!Admit(rpc, context, *call->request, call, *info, params)) return call;
+  ServeListing(context, call, std::move(info), *call->request, response, std::move(params));
+  return call;
+}
 
-  // The shared upstream call: not bound to any one caller's deadline or cancellation.
-  params.deadline = env_->clock->Now() + env_->upstream_timeout;
-  params.deadline_is_callers = false;
+namespace {
+
+// Points `out` at `bytes` without copying them: the slice holds a reference to the string.
+void ShareInto(const cache::ListingCache::Bytes& bytes, grpc::ByteBuffer* out) {
+  auto* held = new cache::ListingCache::Bytes(bytes);
+  grpc::Slice slice(
+      const_cast<char*>((*held)->data()), (*held)->size(),
+      [](void* p) { delete static_cast<cache::ListingCache::Bytes*>(p); }, held);
+  grpc::ByteBuffer buffer(&slice, 1);
+  out->Swap(&buffer);
+}
+
+// An exchange's answer as the bytes of its response message.
+absl::StatusOr<std::string> Serialized(absl::Status status,
+                                       const std::unique_ptr<google::protobuf::Message>& answer) {
+  if (!status.ok()) return status;
+  if (answer == nullptr) return absl::InternalError("the upstream call produced no answer");
+  std::string bytes;
+  if (!answer->SerializeToString(&bytes)) return absl::InternalError("answer does not serialize");
+  return bytes;
+}
+
+}  // namespace
+
+void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
+                           std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
+                           grpc::ByteBuffer* response, ExchangeParams params) {
+  bool bypass =
+      parts_.cache == nullptr ||
+      absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
   auto report = std::make_shared<ExchangeReport>();
-  auto fetch = [this, params, report](cache::ListingCache::FetchDone done) {
-    Exchange::Start(
-        env_, params,
-        [done, report](absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
-                       const ExchangeReport& r) {
-          *report = r;
-          if (!status.ok()) {
-            done(std::move(status));
-          } else {
-            std::string bytes;
-            answer->SerializeToString(&bytes);
-            done(std::move(bytes));
-          }
-        });
-  };
   auto timer = std::make_shared<std::atomic<Timers::TimerId>>(0);
   Timers* timers = env_->timers;
   auto finished = [this, call, context, response, info, report, timer, timers](
-                      absl::StatusOr<std::string> value, cache::Outcome outcome) {
+                      absl::StatusOr<cache::ListingCache::Bytes> value, cache::Outcome outcome) {
     if (Timers::TimerId t = timer->exchange(0); t != 0) timers->Cancel(t);
     info->cache = std::string(cache::OutcomeName(outcome));
-    absl::Status status = value.status();
-    if (value.ok() && !response->ParseFromString(*value)) {
-      status = absl::InternalError("cached listing does not parse");
-    }
-    if (observers_.metrics != nullptr) {
+    if (observers_.metrics != nullptr && parts_.cache != nullptr) {
       observers_.metrics->cache_requests->WithLabels({info->rpc, info->cache})->Increment();
     }
-    Report(*info, status,
+    Report(*info, value.status(),
            outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass
                ? *report
                : ExchangeReport{});
     if (!call->Claim()) return;
     context->AddInitialMetadata("x-cache", info->cache);
-    call->Finish(ToGrpcStatus(status));
+    if (value.ok()) ShareInto(*value, response);
+    call->Finish(ToGrpcStatus(value.status()));
   };
 
-  cache::ListingCache::WaiterId waiter = parts_.cache->Get(lookup, fetch, finished);
+  if (parts_.cache == nullptr) {
+    // No cache configured: a plain exchange on the caller's deadline, answered as a bypass.
+    auto exchange = Exchange::Start(
+        env_, std::move(params),
+        [finished, report](absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+                           const ExchangeReport& r) {
+          *report = r;
+          absl::StatusOr<std::string> bytes = Serialized(std::move(status), answer);
+          if (!bytes.ok()) return finished(bytes.status(), cache::Outcome::kBypass);
+          finished(std::make_shared<const std::string>(*std::move(bytes)),
+                   cache::Outcome::kBypass);
+        });
+    call->SetExchange(std::move(exchange));
+    return;
+  }
+
+  std::string canonical;
+  {
+    google::protobuf::io::StringOutputStream out(&canonical);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&coded);
+  }
+  cache::ListingCache::Lookup lookup;
+  lookup.key = cache::MakeKey(info->workspace, info->space, info->rpc, canonical);
+  lookup.tags =
+      cache::ListingTags(info->workspace, info->space, info->rpc,
+                         info->rpc == cache::kListAudiences ? "" : StringField(request, "id"));
+  lookup.bypass = bypass;
+
+  // The shared upstream call: not bound to any one caller's deadline or cancellation.
+  params.deadline = env_->clock->Now() + env_->upstream_timeout;
+  params.deadline_is_callers = false;
+  auto fetch = [this, params = std::move(params), report](cache::ListingCache::FetchDone done) {
+    Exchange::Start(
+        env_, params,
+        [done, report](absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+                       const ExchangeReport& r) {
+          *report = r;
+          done(Serialized(std::move(status), answer));
+        });
+  };
+
+  cache::ListingCache::WaiterId waiter =
+      parts_.cache->Get(lookup, std::move(fetch), std::move(finished));
   if (waiter == cache::ListingCache::kNoWaiter) return;
   // Leave the wait at the caller's deadline (a stale answer beats none) or on cancellation.
   cache::ListingCache* listing_cache = parts_.cache;

@@ -34,6 +34,7 @@
 #include "service/telemetry/logger.h"
 
 namespace grpc {
+class ByteBuffer;
 class CallbackServerContext;
 }
 
@@ -84,6 +85,14 @@ class Gateway {
                                    const google::protobuf::Message* request,
                                    google::protobuf::Message* response);
 
+  // Serves one call of a cacheable listing RPC registered as a raw method: `request` and
+  // `response` are the wire bytes. A cache hit answers with the stored bytes themselves (shared,
+  // not copied, parsed or re-serialised). Same lifetimes as Handle().
+  grpc::ServerUnaryReactor* HandleListing(absl::string_view rpc,
+                                          grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response);
+
   // Picks the workspace of a call: by `requested` name (x-segment-workspace) when given, else
   // by the space id. INVALID_ARGUMENT for an unknown name or an ambiguous space, NOT_FOUND for a
   // space no workspace serves.
@@ -98,6 +107,12 @@ class Gateway {
 
  private:
   struct CallInfo;
+  class Call;
+  // What every call does before its upstream exchange: request id, caller, access, workspace,
+  // the REST request and its token. Returns false after finishing `call` with the error.
+  bool Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
+             const google::protobuf::Message& request, Call* call, CallInfo& info,
+             ExchangeParams& params);
   Gateway(GatewayOptions options, const ExchangeEnv* env, std::vector<Workspace> workspaces,
           GatewayParts parts, GatewayObservers observers)
       : options_(std::move(options)),
@@ -105,10 +120,11 @@ class Gateway {
         workspaces_(std::move(workspaces)),
         parts_(parts),
         observers_(observers) {}
-  // Serves a cacheable listing through the cache (hit, singleflight miss, stale, bypass).
-  void ServeListing(grpc::CallbackServerContext* context, grpc::ServerUnaryReactor* call,
-                    std::shared_ptr<CallInfo> info, const google::protobuf::Message* request,
-                    google::protobuf::Message* response, ExchangeParams params, bool bypass);
+  // Serves a cacheable listing through the cache (hit, singleflight miss, stale, bypass), or
+  // straight from the upstream when no cache is configured.
+  void ServeListing(grpc::CallbackServerContext* context, Call* call,
+                    std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
+                    grpc::ByteBuffer* response, ExchangeParams params);
   // Drops the listings a write may have changed (before its caller sees the answer).
   void InvalidateAfterWrite(const std::string& workspace, const ops::Operation& op,
                             const google::protobuf::Message& request, const absl::Status& status);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -21,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/blocking_counter.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
@@ -847,6 +849,54 @@ TEST(CacheMetricsTest, HitsMissesAndBypassesAreCounted) {
   EXPECT_EQ(value(after, bypass) - value(before, bypass), 1) << after;
   EXPECT_GE(MetricValue(after, "audiences_gateway_cache_entries", {}), 1) << after;
   EXPECT_GT(MetricValue(after, "audiences_gateway_cache_bytes", {}), 0) << after;
+}
+
+
+// The three listings are served as raw methods (a hit sends the stored bytes): a request that is
+// not a valid message of the method's request type gets INVALID_ARGUMENT naming the type, and
+// never reaches the upstream or the cache; a valid one still gets the typed answer.
+TEST(CacheRawMethodTest, MalformedListingRequestsAreInvalidArgumentAndNeverSentUpstream) {
+  auto stack = StartCacheStack();
+  ASSERT_NE(stack, nullptr);
+  Stack& s = *stack;
+  grpc::GenericStub generic(s.channel());
+  auto raw_call = [&generic](const std::string& method, const std::string& bytes) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer in(&slice, 1), out;
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(&ctx, method, grpc::StubOptions(), &in, &out, [&](grpc::Status st) {
+      status = std::move(st);
+      done.Notify();
+    });
+    done.WaitForNotification();
+    return status;
+  };
+  const int64_t before = Upstream(s, kListAudiences);
+  const std::vector<std::string> hostile = {
+      std::string("\xff\xff\xff\xff", 4),                // A truncated varint key.
+      std::string("\x0a\x80\x80\x80\x80\x10", 6),        // space_id claiming 4 GiB.
+      std::string("\x0a\x05" "ab", 4),                    // space_id cut short.
+      std::string("\x0a\x02\xc3\x28", 4),                // space_id that is not UTF-8.
+      std::string(1 << 20, '\x07'),                      // 1 MiB of field-0 garbage.
+  };
+  for (const char* rpc : {"ListAudiences", "ListAudienceSchedulesFromSpaceAndAudience",
+                          "ListAudienceConsumersFromSpaceAndAudience"}) {
+    for (const std::string& bytes : hostile) {
+      grpc::Status st = raw_call(absl::StrCat("/segment.audiences.v1.AudiencesService/", rpc), bytes);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << rpc << ": "
+                                                                     << st.error_message();
+      EXPECT_TRUE(absl::StrContains(st.error_message(), absl::StrCat(rpc, "Request")))
+          << st.error_message();
+    }
+  }
+  EXPECT_EQ(Upstream(s, kListAudiences), before);
+  // The gateway still serves well-formed calls on the same connection.
+  auto ok = List(s, ListReq());
+  EXPECT_TRUE(ok.status.ok()) << ok.status.error_message();
+  EXPECT_EQ(Upstream(s, kListAudiences), before + 1);
 }
 
 }  // namespace

@@ -77,9 +77,11 @@ struct Answer {
 class Answers {
  public:
   ListingCache::Done done() {
-    return [this](absl::StatusOr<std::string> value, Outcome outcome) {
+    return [this](absl::StatusOr<ListingCache::Bytes> value, Outcome outcome) {
       absl::MutexLock lock(&mu_);
-      got_.push_back(Answer{std::move(value), outcome});
+      EXPECT_TRUE(!value.ok() || *value != nullptr);
+      got_.push_back(Answer{value.ok() ? absl::StatusOr<std::string>(**value) : value.status(),
+                            outcome});
     };
   }
   size_t size() const {
@@ -549,7 +551,7 @@ TEST_F(ListingCacheTest, OnlyTheFirstFetchDoneCounts) {
 
 TEST_F(ListingCacheTest, CallbacksMayReenterTheCache) {
   Answers& answers = NewAnswers();
-  cache_->Get(Lookup(), upstream_.fetch(), [&](absl::StatusOr<std::string>, Outcome) {
+  cache_->Get(Lookup(), upstream_.fetch(), [&](absl::StatusOr<ListingCache::Bytes>, Outcome) {
     cache_->Invalidate(SpaceTag("ws", "spa", kListAudiences));
     cache_->Get(Lookup("ws2"), upstream_.fetch(), answers.done());
   });
@@ -623,7 +625,7 @@ TEST_F(ListingCacheTest, ThreadSafetySmoke) {
           auto once = std::make_shared<std::atomic<int>>(0);
           ListingCache::WaiterId id =
               cache_->Get(Lookup("ws", space, params, /*bypass=*/op < 15), fetch,
-                          [&answered, once](absl::StatusOr<std::string>, Outcome) {
+                          [&answered, once](absl::StatusOr<ListingCache::Bytes>, Outcome) {
                             EXPECT_EQ(once->fetch_add(1), 0) << "answered twice";
                             answered.fetch_add(1);
                           });
@@ -672,7 +674,7 @@ TEST_F(ListingCacheTest, HundredThousandKeysStayUnderTheByteBound) {
       cache_->Get(
           lookup,
           [i](FetchDone done) { done(absl::StrCat("audiences page ", i, std::string(200, '.'))); },
-          [&answered](absl::StatusOr<std::string> v, Outcome) { answered += v.ok(); });
+          [&answered](absl::StatusOr<ListingCache::Bytes> v, Outcome) { answered += v.ok(); });
       ASSERT_LE(store_->Stats().bytes, max_bytes);
     }
     EXPECT_EQ(answered, kKeys);
