@@ -1,14 +1,53 @@
 #!/usr/bin/env bash
-# Builds in Release and runs every benchmark, printing its figures; JSON copies go to
-# $OUT_DIR (default build-bench/results).
-set -euo pipefail
-cd "$(dirname "$0")/../.."
-deploy/local/install-deps.sh
+# The benchmark command (README, "Performance"): builds in Release, runs every benchmark on
+# loopback (each starts its own segment-sim / nginx / redis-server / gateways and stops them),
+# prints each one's figures, then one table of the headline figures with their same-run
+# baselines and goals. JSON: one file per benchmark and summary.json in $OUT_DIR
+# (default build-bench/results).
+#
+#   tests/bench/run.sh            # everything, ~6 minutes after the build on 2 cores
+#   BENCHES="proxy cache" tests/bench/run.sh
+set -uo pipefail
+cd "$(dirname "$0")/../.." || exit 1
+deploy/local/install-deps.sh || exit 1
 build="${BUILD_DIR:-build-bench}"
 out="${OUT_DIR:-$build/results}"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target bench_concurrency
+benches="${BENCHES:-proxy cache ratelimit concurrency scaleout translate}"
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
+targets=()
+for b in $benches; do targets+=("bench_$b"); done
+cmake --build "$build" -j"$(nproc)" --target "${targets[@]}" || exit 1
 mkdir -p "$out"
-"$build/tests/bench/bench_concurrency" --calls=2000 --latency=500ms --json="$out/concurrency.json"
-cmake --build "$build" -j"$(nproc)" --target bench_cache; "$build/tests/bench/bench_cache" --calls=1000 --latency=200ms --seconds=5 --keys=100000 --cache_max_bytes=16777216 --json="$out/cache.json"
-cmake --build "$build" -j"$(nproc)" --target bench_ratelimit && "$build/tests/bench/bench_ratelimit" --callers=3 --calls_per_caller=200 --limit=10/1s --queued_calls=10000 --idle_sample=5s --json="$out/ratelimit.json"
+bin="$build/tests/bench"
+failed=()
+run() {  # name, command...
+  local name="$1"
+  shift
+  echo
+  echo "=== $name: $*"
+  "$@"
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then failed+=("$name (exit $rc)"); fi
+}
+for b in $benches; do
+  case "$b" in
+    proxy) run proxy "$bin/bench_proxy" --seconds=5 --concurrency=16 --json="$out/proxy.json" ;;
+    cache) run cache "$bin/bench_cache" --calls=1000 --latency=200ms --seconds=5 --keys=100000 \
+      --cache_max_bytes=16777216 --json="$out/cache.json" ;;
+    ratelimit) run ratelimit "$bin/bench_ratelimit" --callers=3 --calls_per_caller=200 \
+      --limit=10/1s --queued_calls=10000 --idle_sample=5s --json="$out/ratelimit.json" ;;
+    concurrency) run concurrency "$bin/bench_concurrency" --calls=2000 --latency=500ms \
+      --json="$out/concurrency.json" ;;
+    scaleout) run scaleout "$bin/bench_scaleout" --seconds=10 --json="$out/scaleout.json" ;;
+    translate) run translate "$bin/bench_translate" --benchmark_out="$out/translate.json" \
+      --benchmark_out_format=json ;;
+    *) echo "unknown benchmark: $b" >&2; failed+=("$b (unknown)") ;;
+  esac
+done
+echo
+echo "=== summary ($(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+python3 tests/bench/summarize.py "$out"
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "benchmarks that failed: ${failed[*]}" >&2
+  exit 1
+fi

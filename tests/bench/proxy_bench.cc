@@ -1,0 +1,577 @@
+// What the gateway costs on an uncached call, next to what a plain reverse proxy costs.
+//
+// One nginx (Debian's /usr/sbin/nginx, run as the current user in a temporary prefix, one
+// process) serves two loopback ports:
+//   static  answers GET /spaces/<space>/audiences/<id> with a fixed GetAudience 200 body
+//           (`return 200`, application/json, from memory): the upstream of every scenario;
+//   proxy   proxy_pass to static over pooled keep-alive connections (upstream `keepalive 64`,
+//           HTTP/1.1, `Connection ""`): the textbook reverse proxy.
+// A real audiences-gateway (rate limit lifted) uses the static port as its upstream. Three
+// scenarios, the same call at the same load:
+//   A direct   libcurl (multi interface, one event-loop thread, keep-alive) -> nginx static
+//   B proxy    the same libcurl client -> nginx proxy -> nginx static
+//   C gateway  gRPC GetAudience (callback API, tests/bench/loadgen.h) -> gateway -> nginx static
+// Closed loop by default (--concurrency calls always in flight), or open loop with
+// --mode=rate --rate=N (latency measured from the intended send time). Each scenario gets
+// --seconds of measurement split into --rounds rounds, alternated A, B, C, A, B, C... so that
+// machine noise is spread over all three; the first round of each has a --warmup, later rounds
+// a 100 ms one. Percentiles are exact, over every call of all rounds of a scenario.
+//
+// Printed (and written to --json): each round and each scenario's throughput and p50/p90/p99/
+// p99.9; the latency the gateway adds (C - A) and the one nginx adds (B - A) at p50 and p99,
+// and their ratio (the goal is at most 1.0: printed, not enforced, since it depends on the
+// machine); CPU per call of the gateway, of nginx as a proxy (B - A) and of this client; the
+// gateway's RSS before and after.
+//
+// Note: C - A includes the gRPC client's own cost (HTTP/2, protobuf), which a REST client does
+// not pay; the "client CPU per call" line shows how much that is.
+//
+//   bench_proxy [--concurrency=16] [--seconds=5] [--rounds=5] [--warmup=1s]
+//               [--mode=concurrency|rate] [--rate=N] [--nginx=/usr/sbin/nginx] [--json=FILE]
+//
+// Exit code 0 when every call succeeded and every scenario completed calls; 1 otherwise; 2 on
+// a setup failure; 77 (skipped, for ctest) when there is no nginx binary.
+#include <curl/curl.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/bench/loadgen.h"
+#include "tests/bench/proc_stats.h"
+#include "tests/common/stack.h"
+#include "tests/common/subprocess.h"
+
+ABSL_FLAG(int, concurrency, 16, "Calls in flight (closed loop), or most in flight (rate mode).");
+ABSL_FLAG(double, seconds, 5, "Measured seconds per scenario (split into --rounds).");
+ABSL_FLAG(int, rounds, 5, "Alternating rounds A, B, C per scenario.");
+ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "Warm-up before each scenario's first round.");
+ABSL_FLAG(std::string, mode, "concurrency",
+          "concurrency: closed loop holding --concurrency calls; rate: open loop at --rate.");
+ABSL_FLAG(double, rate, 0, "Calls per second in --mode=rate.");
+ABSL_FLAG(std::string, nginx, "/usr/sbin/nginx", "The nginx binary (else nginx on PATH).");
+ABSL_FLAG(std::string, gateway_log_level, "warn", "The gateway's --log_level.");
+ABSL_FLAG(std::string, json, "", "Also write the figures to this JSON file.");
+
+namespace {
+
+namespace v1 = segment::audiences::v1;
+using sag::bench::LoadResult;
+
+constexpr char kSpace[] = "9aQ1Lj62S4bomZKLF4DPqW";
+constexpr char kAudience[] = "aud_2hFjWq0N1zVbQp8mXkR3tYcLd9E";
+constexpr char kToken[] = "test-token-7f3a9c";  // What sag::testing::Stack gives the gateway.
+constexpr char kAccept[] = "application/vnd.segment.v1beta+json";
+constexpr absl::Duration kRoundWarmup = absl::Milliseconds(100);
+
+// A GetAudience 200 body as the API returns it (every field of
+// AudienceSummaryWithAudienceTypeAndLookback in shared/reference, realistic values, 1 schedule).
+std::string AudienceBody() {
+  nlohmann::json audience = {
+      {"id", kAudience},
+      {"spaceId", kSpace},
+      {"name", "High-value customers (EU)"},
+      {"description",
+       "Customers in the EU who completed at least three orders in the last 30 days and opened "
+       "a marketing email."},
+      {"key", "high_value_customers_eu"},
+      {"enabled", true},
+      {"definition",
+       {{"query",
+         "event('Order Completed').count() >= 3 within 30 days and trait('region') = 'EU' and "
+         "event('Email Opened').count() >= 1 within 30 days"},
+        {"targetEntity", "users"}}},
+      {"status", "Computed"},
+      {"createdBy", "usr_2BfZ0mCkxQ1nHuR8vTd3aLp9sWe"},
+      {"updatedBy", "usr_2BfZ0mCkxQ1nHuR8vTd3aLp9sWe"},
+      {"createdAt", "2026-03-11T09:21:44.123Z"},
+      {"updatedAt", "2026-11-02T16:05:10.481Z"},
+      {"audienceType", "USERS"},
+      {"computeCadence", {{"type", "BATCH"}}},
+      {"size", {{"count", 48213}, {"type", "USERS"}, {"uniqueCount", 47102}}},
+      {"options",
+       {{"filterByExternalIds", {"email", "user_id"}},
+        {"includeHistoricalData", true},
+        {"backfillEventDataDays", 30}}},
+      {"schedules",
+       {{{"id", "sch_2kLmN4pQrS6tUvW8xYz0AbCdEfG"},
+         {"strategy", "SPECIFIC_DAYS"},
+         {"config", {{"days", {1, 3, 5}}, {"hours", {6, 18}}, {"timezone", "Europe/Berlin"}}},
+         {"nextExecution", "2026-12-02T05:00:00Z"}}}}};
+  return nlohmann::json{{"data", {{"audience", audience}}}}.dump();
+}
+
+std::string RestPath() { return absl::StrCat("/spaces/", kSpace, "/audiences/", kAudience); }
+
+// The nginx binary: --nginx when executable, else "nginx" on PATH; "" when there is none.
+std::string FindNginx() {
+  const std::string flag = absl::GetFlag(FLAGS_nginx);
+  if (!flag.empty() && access(flag.c_str(), X_OK) == 0) return flag;
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "", ':')) {
+    if (dir.empty()) continue;
+    std::string candidate = absl::StrCat(dir, "/nginx");
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+// A free loopback port (bound, read, closed; nginx is restarted on other ports if it is taken
+// meanwhile).
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+// The text of an nginx single-quoted string: nginx unescapes \' and \\ only. `$` would start a
+// variable, so a body holding one is refused by the caller.
+std::string NginxQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out + "'";
+}
+
+std::string NginxConf(const std::string& dir, int static_port, int proxy_port,
+                      const std::string& body) {
+  return absl::StrFormat(R"(# Generated by bench_proxy: one process, everything under %1$s.
+daemon off;
+master_process off;
+worker_processes 1;
+pid %1$s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server_tokens off;
+  gzip off;
+  types { }
+  default_type application/json;
+  tcp_nodelay on;
+  keepalive_timeout 75s;
+  keepalive_requests 1000000;
+  client_body_temp_path %1$s/client_body;
+  proxy_temp_path %1$s/proxy;
+  fastcgi_temp_path %1$s/fastcgi;
+  uwsgi_temp_path %1$s/uwsgi;
+  scgi_temp_path %1$s/scgi;
+
+  # (a) The static upstream: the GetAudience answer, from memory.
+  server {
+    listen 127.0.0.1:%2$d;
+    location = %4$s { return 200 %5$s; }
+    location / { return 404; }
+  }
+
+  # (b) A reverse proxy to (a) over pooled keep-alive connections.
+  upstream static_upstream {
+    server 127.0.0.1:%2$d;
+    keepalive 64;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+  }
+  server {
+    listen 127.0.0.1:%3$d;
+    location / {
+      proxy_pass http://static_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+)",
+                         dir, static_port, proxy_port, RestPath(), NginxQuote(body));
+}
+
+// One blocking GET: the HTTP status (0 when the request failed) and the body.
+long HttpGet(const std::string& url, std::string* body) {
+  CURL* e = curl_easy_init();
+  body->clear();
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 2000L);
+  curl_easy_setopt(
+      e, CURLOPT_WRITEFUNCTION, +[](char* data, size_t size, size_t n, void* out) {
+        static_cast<std::string*>(out)->append(data, size * n);
+        return size * n;
+      });
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, body);
+  long status = 0;
+  if (curl_easy_perform(e) == CURLE_OK) curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_cleanup(e);
+  return status;
+}
+
+// Removes a directory tree when it goes out of scope.
+struct RemoveDirOnExit {
+  std::string path;
+  ~RemoveDirOnExit() {
+    std::error_code ignored;
+    if (!path.empty()) std::filesystem::remove_all(path, ignored);
+  }
+};
+
+// The nginx process and its prefix directory; stopped and removed on destruction.
+struct Nginx {
+  RemoveDirOnExit prefix;  // Declared first: removed after the process has stopped.
+  std::unique_ptr<sag::testing::Subprocess> process;
+  std::string dir;
+  int static_port = 0;
+  int proxy_port = 0;
+
+  ~Nginx() {
+    if (process != nullptr && !process->Stop(SIGTERM, absl::Seconds(10)).ok()) {
+      std::cerr << "nginx did not stop on SIGTERM (killed)\n";
+    }
+  }
+  std::string static_url() const { return absl::StrCat("http://127.0.0.1:", static_port); }
+  std::string proxy_url() const { return absl::StrCat("http://127.0.0.1:", proxy_port); }
+};
+
+// Starts nginx and waits (up to 10 s) until both ports serve the body; retries on other ports
+// when nginx exits (a port taken between FreePort and nginx's bind).
+absl::StatusOr<std::unique_ptr<Nginx>> StartNginx(const std::string& binary,
+                                                  const std::string& body) {
+  auto nginx = std::make_unique<Nginx>();
+  Nginx& n = *nginx;
+  n.dir = sag::testing::MakeTempDir();
+  n.prefix.path = n.dir;
+  if (n.dir.empty()) return absl::InternalError("cannot make a temporary directory");
+  std::string last_output;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    n.static_port = FreePort();
+    n.proxy_port = FreePort();
+    if (n.static_port == 0 || n.proxy_port == 0 || n.static_port == n.proxy_port) continue;
+    const std::string conf = n.dir + "/nginx.conf";
+    sag::testing::WriteFile(conf, NginxConf(n.dir, n.static_port, n.proxy_port, body));
+    auto process =
+        sag::testing::Subprocess::Start({binary, "-p", n.dir, "-c", conf, "-e", "stderr"});
+    if (!process.ok()) return process.status();
+    n.process = std::move(*process);
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (n.process->Running() && absl::Now() < deadline) {
+      std::string a, b;
+      if (HttpGet(n.static_url() + RestPath(), &a) == 200 && a == body &&
+          HttpGet(n.proxy_url() + RestPath(), &b) == 200 && b == body) {
+        return nginx;
+      }
+      absl::SleepFor(absl::Milliseconds(20));  // Poll again; bounded by `deadline`.
+    }
+    last_output = n.process->Output();
+    if (n.process->Running()) break;  // Running but not serving: retrying will not help.
+    n.process.reset();
+  }
+  return absl::UnavailableError("nginx did not serve the body within 10 s; its output:\n" +
+                                last_output);
+}
+
+struct Usage {
+  double gateway_cpu_s = 0;
+  double nginx_cpu_s = 0;
+  double client_cpu_s = 0;
+};
+
+// A scenario: its load loop, the rounds' results and the CPU the processes spent meanwhile.
+struct Scenario {
+  std::string key;    // JSON key.
+  std::string label;  // Printed.
+  std::function<LoadResult(absl::Duration warmup, absl::Duration duration)> run;
+  std::vector<LoadResult> rounds;
+  Usage usage;
+  LoadResult total;
+};
+
+double PerCallUs(double cpu_s, int64_t calls) {
+  return calls > 0 ? cpu_s * 1e6 / static_cast<double>(calls) : 0;
+}
+
+// r = gateway_added / nginx_added, or nullopt when nginx added nothing measurable.
+std::optional<double> Ratio(double gateway_added, double nginx_added) {
+  if (!(nginx_added > 0)) return std::nullopt;
+  return gateway_added / nginx_added;
+}
+
+std::string FormatRatio(std::optional<double> r) {
+  return r ? absl::StrFormat("%.2f", *r) : std::string("n/a");
+}
+
+nlohmann::json RatioJson(std::optional<double> r) { return r ? nlohmann::json(*r) : nullptr; }
+
+int Run() {
+  const int concurrency = absl::GetFlag(FLAGS_concurrency);
+  const int rounds = absl::GetFlag(FLAGS_rounds);
+  const double seconds = absl::GetFlag(FLAGS_seconds);
+  const std::string mode = absl::GetFlag(FLAGS_mode);
+  const double rate = absl::GetFlag(FLAGS_rate);
+  if (concurrency < 1 || rounds < 1 || !(seconds > 0) ||
+      (mode != "concurrency" && mode != "rate") || (mode == "rate" && !(rate > 0))) {
+    std::cerr << "--concurrency, --rounds and --seconds must be positive; --mode is concurrency "
+                 "or rate (with a positive --rate)\n";
+    return 2;
+  }
+  const std::string nginx_binary = FindNginx();
+  if (nginx_binary.empty()) {
+    std::cout << "bench_proxy: no nginx binary (--nginx or PATH); install nginx-light. Skipped.\n";
+    return 77;
+  }
+
+  const std::string body = AudienceBody();
+  if (body.find('$') != std::string::npos) {
+    std::cerr << "the body holds a '$', which nginx's `return` would expand\n";
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<Nginx>> started = StartNginx(nginx_binary, body);
+  if (!started.ok()) {
+    std::cerr << "cannot start nginx: " << started.status() << "\n";
+    return 2;
+  }
+  std::unique_ptr<Nginx> nginx = std::move(*started);  // Stopped when Run returns.
+  const pid_t nginx_pid = nginx->process->pid();
+
+  int exit_code = 0;
+  nlohmann::json out = {{"scenario", "proxy"}};
+  RemoveDirOnExit stack_dir;  // The gateway's temporary directory (its token file).
+  {
+    sag::testing::StackOptions options;
+    options.start_sim = false;
+    options.token = kToken;
+    options.upstream_url = nginx->static_url();
+    options.gateway_args = {"--rate_limits=GetAudience=1000000/1s",
+                            "--log_level=" + absl::GetFlag(FLAGS_gateway_log_level)};
+    auto stack = sag::testing::Stack::Start(options);
+    if (!stack.ok()) {
+      std::cerr << "cannot start the gateway: " << stack.status() << "\n";
+      return 2;
+    }
+    sag::testing::Stack& s = **stack;
+    const pid_t gateway_pid = s.gateway().pid();
+    stack_dir.path = s.dir();  // Removed after the Stack has stopped the gateway.
+
+    // One call to check that the gateway translates the body; its size checks every later one.
+    v1::GetAudienceRequest request;
+    request.set_space_id(kSpace);
+    request.set_id(kAudience);
+    v1::GetAudienceResponse sample;
+    grpc::Status sample_status =
+        s.stub().GetAudience(sag::testing::Context().get(), request, &sample);
+    if (!sample_status.ok() || sample.audience().id() != kAudience ||
+        sample.audience().schedules_size() != 1 || !sample.audience().has_definition()) {
+      std::cerr << "the gateway's GetAudience is not the upstream body: "
+                << sag::bench::StatusCodeName(sample_status.error_code()) << " "
+                << sample_status.error_message() << "\n"
+                << sample.DebugString() << "\n";
+      return 2;
+    }
+    const size_t response_bytes = sample.ByteSizeLong();
+
+    // The clients. The curl clients send what the gateway sends upstream (Accept, token).
+    sag::bench::CurlClient::Options curl_options;
+    curl_options.headers = {absl::StrCat("Accept: ", kAccept),
+                            absl::StrCat("Authorization: Bearer ", kToken)};
+    curl_options.slots = concurrency;
+    curl_options.expected_body_bytes = static_cast<int64_t>(body.size());
+    curl_options.url = nginx->static_url() + RestPath();
+    sag::bench::CurlClient direct(curl_options);
+    curl_options.url = nginx->proxy_url() + RestPath();
+    sag::bench::CurlClient proxied(curl_options);
+    grpc::GenericStub generic(s.channel());
+    sag::bench::GrpcUnary call;
+    call.method = "/segment.audiences.v1.AudiencesService/GetAudience";
+    call.request = request.SerializeAsString();
+    call.check = [response_bytes](const grpc::ByteBuffer& response) {
+      return response.Length() == response_bytes
+                 ? std::string()
+                 : absl::StrCat("a response of ", response.Length(), " bytes, expected ",
+                                response_bytes);
+    };
+
+    // Each scenario's loop, kept across rounds.
+    auto make_run = [&](sag::bench::Issue issue) {
+      std::function<LoadResult(absl::Duration, absl::Duration)> run;
+      if (mode == "rate") {
+        auto loop = std::make_shared<sag::bench::OpenLoop>(rate, concurrency, std::move(issue));
+        run = [loop](absl::Duration w, absl::Duration d) { return loop->Run(w, d); };
+      } else {
+        auto loop = std::make_shared<sag::bench::ClosedLoop>(concurrency, std::move(issue));
+        run = [loop](absl::Duration w, absl::Duration d) { return loop->Run(w, d); };
+      }
+      return run;
+    };
+    std::vector<Scenario> scenarios(3);
+    scenarios[0].key = "direct";
+    scenarios[0].label = "A direct  (curl -> nginx static)";
+    scenarios[0].run = make_run(direct.issue());
+    scenarios[1].key = "nginx_proxy";
+    scenarios[1].label = "B nginx   (curl -> nginx proxy -> static)";
+    scenarios[1].run = make_run(proxied.issue());
+    scenarios[2].key = "gateway";
+    scenarios[2].label = "C gateway (gRPC -> gateway -> static)";
+    scenarios[2].run = make_run(sag::bench::GrpcUnaryIssue(&generic, call));
+
+    const absl::Duration per_round = absl::Seconds(seconds / rounds);
+    const std::string load =
+        mode == "rate"
+            ? absl::StrFormat("open loop at %.0f calls/s (at most %d in flight)", rate, concurrency)
+            : absl::StrFormat("%d calls in flight", concurrency);
+    std::printf(
+        "bench_proxy: uncached GetAudience, %s; %d rounds of %.2f s per scenario, alternated, "
+        "after a %s warm-up\n",
+        load.c_str(), rounds, absl::ToDoubleSeconds(per_round),
+        absl::FormatDuration(absl::GetFlag(FLAGS_warmup)).c_str());
+    std::printf("  upstream body %zu bytes (nginx %s, one process); gRPC response %zu bytes\n",
+                body.size(), nginx_binary.c_str(), response_bytes);
+
+    const sag::bench::ProcStats gateway_before = sag::bench::ReadProcStats(gateway_pid);
+    nlohmann::json rounds_json = nlohmann::json::array();
+    for (int round = 0; round < rounds; ++round) {
+      for (Scenario& sc : scenarios) {
+        const absl::Duration warmup = round == 0 ? absl::GetFlag(FLAGS_warmup) : kRoundWarmup;
+        const auto g0 = sag::bench::ReadProcStats(gateway_pid);
+        const auto n0 = sag::bench::ReadProcStats(nginx_pid);
+        const auto c0 = sag::bench::ReadProcStats(getpid());
+        LoadResult r = sc.run(warmup, per_round);
+        const auto g1 = sag::bench::ReadProcStats(gateway_pid);
+        const auto n1 = sag::bench::ReadProcStats(nginx_pid);
+        const auto c1 = sag::bench::ReadProcStats(getpid());
+        sc.usage.gateway_cpu_s += g1.cpu_seconds - g0.cpu_seconds;
+        sc.usage.nginx_cpu_s += n1.cpu_seconds - n0.cpu_seconds;
+        sc.usage.client_cpu_s += c1.cpu_seconds - c0.cpu_seconds;
+        std::printf("  round %-2d %-42s %s\n", round + 1, sc.label.c_str(),
+                    sag::bench::FormatResult(r).c_str());
+        nlohmann::json j = sag::bench::ToJson(r);
+        j["round"] = round + 1;
+        j["scenario"] = sc.key;
+        rounds_json.push_back(std::move(j));
+        sc.rounds.push_back(std::move(r));
+      }
+    }
+    const sag::bench::ProcStats gateway_after = sag::bench::ReadProcStats(gateway_pid);
+
+    std::printf("  all rounds:\n");
+    for (Scenario& sc : scenarios) {
+      sc.total = sag::bench::Combine(sc.rounds);
+      std::printf("    %-42s %s\n", sc.label.c_str(), sag::bench::FormatResult(sc.total).c_str());
+      if (!sc.total.first_error.empty()) {
+        std::printf("      first error: %s\n", sc.total.first_error.c_str());
+      }
+      if (sc.total.failed + sc.total.warmup_failed > 0 || sc.total.ok == 0) exit_code = 1;
+    }
+    const LoadResult& a = scenarios[0].total;
+    const LoadResult& b = scenarios[1].total;
+    const LoadResult& c = scenarios[2].total;
+    const double nginx_p50 = b.latency.p50_us - a.latency.p50_us;
+    const double nginx_p99 = b.latency.p99_us - a.latency.p99_us;
+    const double gateway_p50 = c.latency.p50_us - a.latency.p50_us;
+    const double gateway_p99 = c.latency.p99_us - a.latency.p99_us;
+    const std::optional<double> ratio_p50 = Ratio(gateway_p50, nginx_p50);
+    const std::optional<double> ratio_p99 = Ratio(gateway_p99, nginx_p99);
+    const bool goal_met = ratio_p50 && ratio_p99 && *ratio_p50 <= 1.0 && *ratio_p99 <= 1.0;
+
+    // CPU per call: every call of the rounds, warm-ups included (they ran while measuring).
+    const Usage& ua = scenarios[0].usage;
+    const Usage& ub = scenarios[1].usage;
+    const Usage& uc = scenarios[2].usage;
+    const double nginx_static_us = PerCallUs(ua.nginx_cpu_s, a.calls());
+    const double nginx_both_us = PerCallUs(ub.nginx_cpu_s, b.calls());
+    const double nginx_proxy_us = nginx_both_us - nginx_static_us;
+    const double gateway_cpu_us = PerCallUs(uc.gateway_cpu_s, c.calls());
+
+    std::printf("  %-36s p50 %+.0f us, p99 %+.0f us\n", "nginx added latency (B - A)", nginx_p50,
+                nginx_p99);
+    std::printf("  %-36s p50 %+.0f us, p99 %+.0f us\n", "gateway added latency (C - A)",
+                gateway_p50, gateway_p99);
+    std::printf("  %-36s p50 %s, p99 %s (goal <= 1.0: %s)\n", "gateway added / nginx added",
+                FormatRatio(ratio_p50).c_str(), FormatRatio(ratio_p99).c_str(),
+                goal_met ? "met" : "NOT met");
+    std::printf("  %-36s gateway %.0f us; nginx as a proxy (B - A) %.0f us; nginx static %.0f us\n",
+                "CPU per call", gateway_cpu_us, nginx_proxy_us, nginx_static_us);
+    std::printf("  %-36s A %.0f us, B %.0f us, C %.0f us (gRPC vs libcurl)\n",
+                "bench client CPU per call", PerCallUs(ua.client_cpu_s, a.calls()),
+                PerCallUs(ub.client_cpu_s, b.calls()), PerCallUs(uc.client_cpu_s, c.calls()));
+    std::printf("  %-36s before %.1f MB, after %.1f MB; threads %ld -> %ld\n", "gateway RSS",
+                gateway_before.rss_kb / 1024.0, gateway_after.rss_kb / 1024.0,
+                gateway_before.threads, gateway_after.threads);
+    std::printf("  %-36s direct %ld, proxied %ld (kept alive: at most %d each)\n",
+                "curl connections opened", static_cast<long>(direct.connections_opened()),
+                static_cast<long>(proxied.connections_opened()), concurrency);
+    if (exit_code != 0) std::printf("  FAILED: a call failed or a scenario completed no call\n");
+
+    out["mode"] = mode == "rate" ? "open" : "closed";
+    out["concurrency"] = concurrency;
+    if (mode == "rate") out["rate_per_s"] = rate;
+    out["rounds"] = rounds;
+    out["seconds_per_scenario"] = seconds;
+    out["upstream_body_bytes"] = body.size();
+    out["grpc_response_bytes"] = response_bytes;
+    for (const Scenario& sc : scenarios) {
+      nlohmann::json j = sag::bench::ToJson(sc.total);
+      j["cpu_us_per_call"] = {{"gateway", PerCallUs(sc.usage.gateway_cpu_s, sc.total.calls())},
+                              {"nginx", PerCallUs(sc.usage.nginx_cpu_s, sc.total.calls())},
+                              {"client", PerCallUs(sc.usage.client_cpu_s, sc.total.calls())}};
+      out[sc.key] = std::move(j);
+    }
+    out["rounds_detail"] = std::move(rounds_json);
+    out["nginx_added_us"] = {{"p50", nginx_p50}, {"p99", nginx_p99}};
+    out["gateway_added_us"] = {{"p50", gateway_p50}, {"p99", gateway_p99}};
+    out["ratio_gateway_to_nginx_added"] = {{"p50", RatioJson(ratio_p50)},
+                                           {"p99", RatioJson(ratio_p99)},
+                                           {"goal", 1.0},
+                                           {"met", goal_met}};
+    out["gateway_cpu_us_per_call"] = gateway_cpu_us;
+    out["nginx_proxy_cpu_us_per_call"] = nginx_proxy_us;
+    out["nginx_static_cpu_us_per_call"] = nginx_static_us;
+    out["gateway_rss_kb"] = {{"before", gateway_before.rss_kb}, {"after", gateway_after.rss_kb}};
+    out["gateway_threads"] = {{"before", gateway_before.threads}, {"after", gateway_after.threads}};
+    out["curl_connections_opened"] = {{"direct", direct.connections_opened()},
+                                      {"proxied", proxied.connections_opened()}};
+    out["ok"] = exit_code == 0;
+  }  // The clients, then the gateway (Stack's destructor) stop here; nginx when Run returns.
+
+  const std::string json_path = absl::GetFlag(FLAGS_json);
+  if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
+  return exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  curl_global_init(CURL_GLOBAL_DEFAULT);  // Before any thread uses libcurl.
+  return Run();
+}

@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""Reads the JSON files the benchmarks wrote (tests/bench/run.sh) and prints one table of the
+headline figures, each with its baseline and goal, then writes them all to summary.json.
+
+  tests/bench/summarize.py RESULTS_DIR
+
+A figure whose file or key is missing prints as "n/a": a benchmark that failed or was skipped
+leaves its rows empty rather than hiding the others.
+"""
+import datetime
+import json
+import os
+import platform
+import sys
+
+
+def load(directory, name):
+    try:
+        with open(os.path.join(directory, name + ".json"), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def get(doc, *path):
+    for key in path:
+        if isinstance(doc, dict) and key in doc:
+            doc = doc[key]
+        else:
+            return None
+    return doc
+
+
+def fmt(value, spec="{:.0f}", unit=""):
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    return spec.format(value) + unit
+
+
+def mb(kb):
+    return None if kb is None else kb / 1024.0
+
+
+def goal(value, ok):
+    if value is None:
+        return "n/a"
+    return "met" if ok(value) else "NOT met"
+
+
+def main():
+    if len(sys.argv) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    directory = sys.argv[1]
+    proxy = load(directory, "proxy")
+    cache = load(directory, "cache")
+    ratelimit = load(directory, "ratelimit")
+    concurrency = load(directory, "concurrency")
+    scaleout = load(directory, "scaleout")
+    translate = load(directory, "translate")
+
+    rows = []  # (scenario, figure, value, baseline, goal)
+
+    def row(scenario, figure, value, baseline="", goal_text=""):
+        rows.append((scenario, figure, value, baseline, goal_text))
+
+    # 1. Proxy overhead.
+    ratio50 = get(proxy, "ratio_gateway_to_nginx_added", "p50")
+    ratio99 = get(proxy, "ratio_gateway_to_nginx_added", "p99")
+    row("1 proxy overhead", "GetAudience latency p50 / p99 (us), gateway",
+        fmt(get(proxy, "gateway", "latency_us", "p50")) + " / " +
+        fmt(get(proxy, "gateway", "latency_us", "p99")),
+        "direct " + fmt(get(proxy, "direct", "latency_us", "p50")) + " / " +
+        fmt(get(proxy, "direct", "latency_us", "p99")) + ", nginx proxy " +
+        fmt(get(proxy, "nginx_proxy", "latency_us", "p50")) + " / " +
+        fmt(get(proxy, "nginx_proxy", "latency_us", "p99")))
+    row("1 proxy overhead", "added latency p50 / p99 (us), gateway",
+        fmt(get(proxy, "gateway_added_us", "p50")) + " / " +
+        fmt(get(proxy, "gateway_added_us", "p99")),
+        "nginx " + fmt(get(proxy, "nginx_added_us", "p50")) + " / " +
+        fmt(get(proxy, "nginx_added_us", "p99")))
+    row("1 proxy overhead", "gateway added / nginx added, p50 / p99",
+        fmt(ratio50, "{:.2f}") + " / " + fmt(ratio99, "{:.2f}"), "",
+        "<= 1.0: " + goal(ratio50, lambda v: v <= 1.0))
+    row("1 proxy overhead", "CPU per call (us), gateway",
+        fmt(get(proxy, "gateway_cpu_us_per_call")),
+        "nginx proxy " + fmt(get(proxy, "nginx_proxy_cpu_us_per_call")))
+    row("1 proxy overhead", "throughput (calls/s), gateway",
+        fmt(get(proxy, "gateway", "throughput_per_s")),
+        "direct " + fmt(get(proxy, "direct", "throughput_per_s")) + ", nginx proxy " +
+        fmt(get(proxy, "nginx_proxy", "throughput_per_s")))
+
+    # 2. Cache hits.
+    hit_ratio = get(cache, "hit_throughput", "ratio")
+    row("2 cache hits", "ListAudiences hits (calls/s)",
+        fmt(get(cache, "hit_throughput", "list_hit_calls_per_s")),
+        "Health/Check " + fmt(get(cache, "hit_throughput", "health_calls_per_s")))
+    row("2 cache hits", "hits / Health/Check", fmt(hit_ratio, "{:.2f}"), "",
+        ">= 0.8: " + goal(hit_ratio, lambda v: v >= 0.8))
+    row("2 cache hits", "gateway CPU per call (us)",
+        fmt(get(cache, "hit_throughput", "list_gateway_cpu_us_per_call")),
+        "Health/Check " + fmt(get(cache, "hit_throughput", "health_gateway_cpu_us_per_call")))
+    sf = get(cache, "singleflight", "upstream_requests")
+    row("2 cache hits", "%s identical cold calls -> upstream requests" %
+        fmt(get(cache, "singleflight", "calls")), fmt(sf), "", "1: " + goal(sf, lambda v: v == 1))
+    row("2 cache hits", "%s keys: cache bytes (byte bound held)" %
+        fmt(get(cache, "distinct_keys", "keys")),
+        fmt(get(cache, "distinct_keys", "cache_bytes")) + " (" +
+        fmt(get(cache, "distinct_keys", "bound_held")) + ")",
+        "bound " + fmt(get(cache, "distinct_keys", "cache_max_bytes")))
+
+    # 3. Scale of waiting.
+    queued = get(ratelimit, "queued")
+    row("3 parked calls", "%s calls queued: threads" % fmt(get(queued, "calls")),
+        fmt(get(queued, "threads_waiting")), "idle " + fmt(get(queued, "threads_idle")))
+    row("3 parked calls", "RSS while queued (MB)", fmt(mb(get(queued, "rss_waiting_kb")), "{:.1f}"),
+        "idle " + fmt(mb(get(queued, "rss_idle_kb")), "{:.1f}"))
+    cpu_wait = get(queued, "cpu_waiting_percent")
+    row("3 parked calls", "CPU while waiting (% of a core)", fmt(cpu_wait, "{:.1f}"),
+        "idle " + fmt(get(queued, "cpu_idle_percent"), "{:.1f}"),
+        "~0: " + goal(cpu_wait, lambda v: v < 2.0))
+    row("3 rate limit", "utilisation of %s, upstream 429s" % (get(ratelimit, "limit") or "n/a"),
+        fmt(get(ratelimit, "utilisation"), "{:.1%}") + ", " +
+        fmt(get(ratelimit, "upstream_429")), "", "0 429s")
+    row("3 concurrency", "%s calls in flight: threads" % fmt(get(concurrency, "calls")),
+        fmt(get(concurrency, "threads_peak")), "idle " + fmt(get(concurrency, "threads_idle")))
+
+    # 4. Translation.
+    for bench in get(translate, "benchmarks") or []:
+        name = bench.get("name", "?")
+        if bench.get("run_type") == "aggregate":
+            continue
+        library_only = any(x in name for x in ("Protobuf", "Nlohmann", "BM_Proto"))
+        row("4 translation", name + (" (baseline)" if library_only else "") + ", MB/s",
+            fmt(bench.get("bytes_per_second", 0) / 1e6))
+
+    # Scale-out (issue 9).
+    util = get(scaleout, "shared_budget", "utilisation")
+    row("scale-out", "3 replicas, shared budget utilisation", fmt(util, "{:.1%}"), "",
+        ">= 90%: " + goal(util, lambda v: v >= 0.9))
+    row("scale-out", "upstream 429s", fmt(get(scaleout, "shared_budget", "upstream_429")), "", "0")
+    row("scale-out", "Redis round trip added p50 / p99 (ms)",
+        fmt(get(scaleout, "redis_latency", "added_p50_ms"), "{:.2f}") + " / " +
+        fmt(get(scaleout, "redis_latency", "added_p99_ms"), "{:.2f}"),
+        "same gateway without --redis_url")
+
+    # 5. Memory: the gateway's RSS idle and after each scenario (each starts its own gateway).
+    for name, idle, after in [
+        ("proxy", get(proxy, "gateway_rss_kb", "before"), get(proxy, "gateway_rss_kb", "after")),
+        ("cache (100k keys)", get(cache, "distinct_keys", "rss_before_kb"),
+         get(cache, "distinct_keys", "rss_after_kb")),
+        ("concurrency (peak)", get(concurrency, "rss_idle_kb"), get(concurrency, "rss_peak_kb")),
+        ("parked calls (waiting)", get(queued, "rss_idle_kb"), get(queued, "rss_waiting_kb")),
+    ]:
+        row("5 memory", "gateway RSS (MB): " + name, fmt(mb(after), "{:.1f}"),
+            "idle " + fmt(mb(idle), "{:.1f}"))
+
+    widths = [max(len(str(r[i])) for r in rows + [("scenario", "figure", "value", "baseline",
+                                                   "goal")]) for i in range(5)]
+    header = ("scenario", "figure", "value", "baseline (same run)", "goal")
+    line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
+    print(line)
+    print("-" * len(line))
+    for r in rows:
+        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+
+    summary = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "system": platform.platform()},
+        "rows": [dict(zip(("scenario", "figure", "value", "baseline", "goal"), r)) for r in rows],
+        "raw": {"proxy": proxy, "cache": cache, "ratelimit": ratelimit,
+                "concurrency": concurrency, "scaleout": scaleout, "translate": translate},
+    }
+    with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, indent=1)
+    print("\nwritten: " + os.path.join(directory, "summary.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
