@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // A gRPC client that knows nothing about audiences-gateway but its address: like grpcurl, it
 // learns the service from server reflection (grpc.reflection.v1alpha), with no .proto file, then
-// lists the services, describes a message and calls ListAudiences with the reflected types.
+// lists the services, describes a message and the health service, and calls ListAudiences with
+// the reflected types.
 //
 //   node reflection_client.js HOST:PORT SPACE_ID
 //
@@ -18,6 +19,7 @@ const { GrpcReflection } = require('grpc-js-reflection-client');
 const SERVICE = 'segment.audiences.v1.AudiencesService';
 const MESSAGE = 'segment.audiences.v1.ListAudiencesRequest';
 const REQUEST_ID = 'reflection-client-0001';
+const HEALTH = 'grpc.health.v1.Health';
 
 function callOptions() {
   return { deadline: new Date(Date.now() + 10000) };
@@ -103,12 +105,26 @@ async function main() {
   // (Keys starting with "_" are protobufjs' synthetic oneofs of proto3 `optional` fields.)
   console.log(JSON.stringify(response, (k, v) => (k.startsWith('_') ? undefined : v), 2));
 
+  // grpcurl describe grpc.health.v1.Health: the built-in health service is described too.
+  const healthRoot = (await reflection.getDescriptorBySymbol(HEALTH, metadata(), callOptions()))
+    .getProtobufJsRoot();
+  const health = healthRoot.lookupService(HEALTH);
+  console.log(`\n$ grpcurl -plaintext ${address} describe ${HEALTH}`);
+  console.log(`${HEALTH} is a service:`);
+  for (const m of health.methodsArray) {
+    console.log(`  rpc ${m.name} ( .${m.resolvedRequestType ? m.resolvedRequestType.fullName
+      .replace(/^\./, '') : m.requestType} ) returns ( ${m.responseStream ? 'stream ' : ''}` +
+      `.${m.responseType} );`);
+  }
+  const healthMethods = health.methodsArray.map((m) => m.name);
+
   const audiences = (response.audiences || []).map((a) => ({ id: a.id, name: a.name }));
   const pagination = response.pagination || {};
   const summary = {
     services,
     methods,
     message: { name: type.fullName.replace(/^\./, ''), fields },
+    health_methods: healthMethods,
     list: {
       audiences,
       total_entries: pagination.total_entries === undefined ? null

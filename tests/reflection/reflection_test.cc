@@ -82,6 +82,8 @@ TEST(ReflectionTest, NodeClientListsDescribesAndCallsUsingOnlyReflection) {
   // describe ListAudiencesRequest: field names, numbers and types as in the .proto.
   const nlohmann::json& message = summary["message"];
   EXPECT_EQ(message["name"], "segment.audiences.v1.ListAudiencesRequest");
+  // The built-in health service is describable too (grpc/health/v1/health.proto is linked in).
+  EXPECT_EQ(summary["health_methods"], nlohmann::json::array({"Check", "Watch"})) << output;
   std::vector<std::string> fields;
   for (const auto& f : message["fields"]) {
     fields.push_back(absl::StrCat(f["name"].get<std::string>(), "=", f["number"].get<int>(), ":",
