@@ -126,8 +126,8 @@ class ClosedLoop {
   const Issue issue_;
   // Set by Run for the current round.
   std::chrono::steady_clock::time_point measure_from_, until_;
-  int64_t max_calls_ = 0;               // 0: no bound.
-  std::atomic<int64_t> started_{0};     // Calls started (or refused by the bound) this Run.
+  int64_t max_calls_ = 0;            // 0: no bound.
+  std::atomic<int64_t> started_{0};  // Calls started (or refused by the bound) this Run.
   std::vector<std::unique_ptr<Slot>> slots_;
   absl::Mutex mu_;
   int active_ ABSL_GUARDED_BY(mu_) = 0;  // Slots still issuing or waiting for an answer.
