@@ -18,7 +18,10 @@ for dir in tests/lint tests/deploy tests/reflection; do
 done
 
 build="${BUILD_DIR:-build}"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAG_SANITIZE=ON
+# -O1 -g1: what AddressSanitizer recommends, with line tables for its reports; compiles much
+# faster than -O2 -g on 2 cores.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAG_SANITIZE=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 cmake --build "$build" -j"$(nproc)"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:abort_on_error=0}"

@@ -7,6 +7,7 @@ cd "$(dirname "$0")/../.."
 build="${BUILD_DIR:-build-fuzz}"
 seconds="${FUZZ_SECONDS:-60}"
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAG_FUZZ=ON \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
   -DSAG_SANITIZE=ON -DSAG_BUILD_TESTS=OFF >/dev/null
 cmake --build "$build" -j"$(nproc)" --target translate_fuzz request_fuzz
 mkdir -p "$build/fuzz-artifacts"
