@@ -68,6 +68,12 @@ class ListingCache::Core : public std::enable_shared_from_this<Core> {
   const Options& options() const { return options_; }
 
   WaiterId Get(const Lookup& lookup, Fetch fetch, Done done);
+  std::optional<Bytes> FreshHit(absl::string_view key) {
+    std::shared_ptr<const Entry> entry = store_->Get(key);
+    if (entry == nullptr || !Fresh(*entry, options_.clock->Now())) return std::nullopt;
+    hits_.fetch_add(1, std::memory_order_relaxed);
+    return BytesOf(std::move(entry));
+  }
   bool Abandon(WaiterId waiter, absl::Status reason);
   void Invalidate(absl::string_view tag);
   void Complete(const std::shared_ptr<Flight>& flight, absl::StatusOr<std::string> result);
@@ -377,6 +383,10 @@ ListingCache::~ListingCache() = default;
 
 ListingCache::WaiterId ListingCache::Get(const Lookup& lookup, Fetch fetch, Done done) {
   return core_->Get(lookup, std::move(fetch), std::move(done));
+}
+
+std::optional<ListingCache::Bytes> ListingCache::FreshHit(absl::string_view key) {
+  return core_->FreshHit(key);
 }
 
 bool ListingCache::Abandon(WaiterId waiter, absl::Status reason) {

@@ -47,6 +47,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -140,6 +141,10 @@ class ListingCache {
   //   returns
   //     a WaiterId (if the fetch reported inline, `done` has already run by then).
   WaiterId Get(const Lookup& lookup, Fetch fetch, Done done);
+
+  // The fast path of Get() alone: the value under `key` when it is fresh (counted as a hit), else
+  // nothing (and nothing counted): the caller then makes the full Get(). Never waits or fetches.
+  std::optional<Bytes> FreshHit(absl::string_view key);
 
   // The waiter leaves: its `done` runs now, on the calling thread, with a stale value (kStale) if
   // `reason` is StaleIfErrorEligible, the lookup was not a bypass and the store has an entry within

@@ -1,6 +1,7 @@
 #include "service/server/gateway.h"
 
 #include <atomic>
+#include <optional>
 #include <utility>
 
 #include <google/protobuf/io/coded_stream.h>
@@ -464,24 +465,51 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
   bool bypass =
       parts_.cache == nullptr ||
       absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
+  // Answers the call with a listing's bytes or an error, once.
+  auto answer = [this, call, context, response](CallInfo& info,
+                                                absl::StatusOr<cache::ListingCache::Bytes> value,
+                                                cache::Outcome outcome,
+                                                const ExchangeReport& report) {
+    info.cache = std::string(cache::OutcomeName(outcome));
+    if (observers_.metrics != nullptr && parts_.cache != nullptr) {
+      observers_.metrics->cache_requests->WithLabels({info.rpc, info.cache})->Increment();
+    }
+    Report(info, value.status(),
+           outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass
+               ? report
+               : ExchangeReport{});
+    if (!call->Claim()) return;
+    context->AddInitialMetadata("x-cache", info.cache);
+    if (value.ok()) ShareInto(*value, response);
+    call->Finish(ToGrpcStatus(value.status()));
+  };
+
+  std::string key;
+  if (parts_.cache != nullptr) {
+    std::string canonical;
+    {
+      google::protobuf::io::StringOutputStream out(&canonical);
+      google::protobuf::io::CodedOutputStream coded(&out);
+      coded.SetSerializationDeterministic(true);
+      request.SerializeToCodedStream(&coded);
+    }
+    key = cache::MakeKey(info->workspace, info->space, info->rpc, canonical);
+    // The common case first, with nothing built for a fetch that will not happen.
+    if (!bypass) {
+      if (std::optional<cache::ListingCache::Bytes> hit = parts_.cache->FreshHit(key)) {
+        answer(*info, *std::move(hit), cache::Outcome::kHit, ExchangeReport{});
+        return;
+      }
+    }
+  }
+
   auto report = std::make_shared<ExchangeReport>();
   auto timer = std::make_shared<std::atomic<Timers::TimerId>>(0);
   Timers* timers = env_->timers;
-  auto finished = [this, call, context, response, info, report, timer, timers](
+  auto finished = [answer, info, report, timer, timers](
                       absl::StatusOr<cache::ListingCache::Bytes> value, cache::Outcome outcome) {
     if (Timers::TimerId t = timer->exchange(0); t != 0) timers->Cancel(t);
-    info->cache = std::string(cache::OutcomeName(outcome));
-    if (observers_.metrics != nullptr && parts_.cache != nullptr) {
-      observers_.metrics->cache_requests->WithLabels({info->rpc, info->cache})->Increment();
-    }
-    Report(*info, value.status(),
-           outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass
-               ? *report
-               : ExchangeReport{});
-    if (!call->Claim()) return;
-    context->AddInitialMetadata("x-cache", info->cache);
-    if (value.ok()) ShareInto(*value, response);
-    call->Finish(ToGrpcStatus(value.status()));
+    answer(*info, std::move(value), outcome, *report);
   };
 
   if (parts_.cache == nullptr) {
@@ -500,15 +528,8 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
     return;
   }
 
-  std::string canonical;
-  {
-    google::protobuf::io::StringOutputStream out(&canonical);
-    google::protobuf::io::CodedOutputStream coded(&out);
-    coded.SetSerializationDeterministic(true);
-    request.SerializeToCodedStream(&coded);
-  }
   cache::ListingCache::Lookup lookup;
-  lookup.key = cache::MakeKey(info->workspace, info->space, info->rpc, canonical);
+  lookup.key = std::move(key);
   lookup.tags =
       cache::ListingTags(info->workspace, info->space, info->rpc,
                          info->rpc == cache::kListAudiences ? "" : StringField(request, "id"));

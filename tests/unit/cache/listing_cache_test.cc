@@ -236,6 +236,29 @@ TEST_F(ListingCacheTest, EntriesExpire) {
   EXPECT_EQ(store_->Get(Lookup().key), nullptr);
 }
 
+TEST_F(ListingCacheTest, FreshHitAnswersOnlyFreshEntriesAndCountsOnlyHits) {
+  EXPECT_EQ(cache_->FreshHit(Lookup().key), std::nullopt);  // Nothing stored.
+  Fill("v1");
+  const uint64_t hits = cache_->stats().hits;
+  std::optional<ListingCache::Bytes> hit = cache_->FreshHit(Lookup().key);
+  ASSERT_TRUE(hit.has_value());
+  ASSERT_NE(*hit, nullptr);
+  EXPECT_EQ(**hit, "v1");
+  EXPECT_EQ(cache_->stats().hits, hits + 1);
+  EXPECT_EQ(cache_->FreshHit(Lookup("ws2").key), std::nullopt);  // Another key.
+  // Stale (within stale-while-revalidate) is not fresh: the full Get() must decide.
+  clock_.Advance(kTtl);
+  EXPECT_EQ(cache_->FreshHit(Lookup().key), std::nullopt);
+  EXPECT_EQ(cache_->stats().hits, hits + 1);
+  EXPECT_EQ(upstream_.started(), 0);
+  // The bytes stay valid after the entry is gone.
+  Fill("v2");
+  hit = cache_->FreshHit(Lookup().key);
+  store_->Erase(Lookup().key);
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(**hit, "v2");
+}
+
 TEST_F(ListingCacheTest, KeysSeparateWorkspacesSpacesAndParameters) {
   Fill("ws-spa-10");
   Answers& answers = NewAnswers();
