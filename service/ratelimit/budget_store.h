@@ -21,6 +21,7 @@
 #ifndef SAG_SERVICE_RATELIMIT_BUDGET_STORE_H_
 #define SAG_SERVICE_RATELIMIT_BUDGET_STORE_H_
 
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -63,6 +64,19 @@ class BudgetStore {
 
   // The emission interval this store paces `limit` with (for wait estimates).
   virtual absl::Duration Interval(const Limit& limit) const = 0;
+
+  // For Limiter::Observe (X-RateLimit-Remaining: 0): whether the last `limit.requests`
+  // admissions of `key` made through this store by EVERY process sharing it fit in
+  // `limit.requests` emission intervals, i.e. the shared pacing itself filled the upstream's
+  // window. std::nullopt when the store keeps no such record, or cannot read it now: the Limiter
+  // then judges by its own admissions alone. The default (a store used by one process, such as
+  // InProcessBudgetStore, where the Limiter's own record is the whole record) keeps none.
+  virtual std::optional<bool> RecentAdmissionsFillWindow(absl::string_view key,
+                                                         const Limit& limit) {
+    (void)key;
+    (void)limit;
+    return std::nullopt;
+  }
 };
 
 // GCRA in this process. Thread-safe. Memory: one entry per key; entries whose TAT and block have

@@ -390,13 +390,14 @@ bool Limiter::Impl::Cancel(Ticket ticket) {
 void Limiter::Impl::Block(absl::string_view key, std::optional<int64_t> remaining,
                           std::optional<absl::Time> reset,
                           std::optional<absl::Duration> retry_after) {
-  absl::MutexLock lock(&mu_);
-  if (closed_) return;
-  const absl::Time now = clock_->Now();
+  absl::Time until;
+  std::optional<Limit> ask_store;  // The lane's limit, when the store's record must be asked.
   {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    const absl::Time now = clock_->Now();
     auto found = lanes_.find(key);
     Lane* lane = found == lanes_.end() ? nullptr : found->second.get();
-    absl::Time until;
     if (retry_after.has_value()) {
       absl::Duration pause = *retry_after;
       if (lane != nullptr) pause = std::max(pause, Interval(*lane));
@@ -415,20 +416,45 @@ void Limiter::Impl::Block(absl::string_view key, std::optional<int64_t> remainin
       } else {
         return;
       }
-      if (options_.trust_own_pacing && lane != nullptr && PacingExplainsExhaustion(*lane)) {
-        ++stats_.remaining_zero_trusted;
-        return;
+      if (options_.trust_own_pacing && lane != nullptr) {
+        if (PacingExplainsExhaustion(*lane)) {
+          ++stats_.remaining_zero_trusted;
+          return;
+        }
+        if (lane->limit.valid()) ask_store = lane->limit;
       }
     }
     if (until <= now) return;
-    store_->BlockUntil(key, until);
-    ++stats_.upstream_blocks;
-    if (lane != nullptr && lane->depth > 0) {
-      // The lane's timer moves to the new slot (or an earlier queued deadline); answers for
-      // queued calls stay on the timer thread.
-      lane->next_slot = std::max(lane->next_slot, until);
-      Rearm(*lane);
-    }
+  }
+  // The store is called without the lock (with Redis, up to two round trips): admissions,
+  // cancels and metrics of every lane go on meanwhile. A call this replica admits in between
+  // behaves as if this response had arrived a moment later.
+  //
+  // With a budget shared by several replicas (Redis), this replica's own admissions are only its
+  // share of the window (a third of it with 3 replicas), so PacingExplainsExhaustion never holds
+  // and every replica would stop until the reset (~2 s per window of 1 s: half the budget lost).
+  // The shared store keeps the same record over every replica's admissions (next to the GCRA
+  // state, written by the same atomic take): the same test, on the whole lane. Stores used by one
+  // process (in-process) keep none (nullopt), so a single replica is judged exactly as before.
+  // When the store cannot answer (Redis away) only this replica's own record counts: the lane
+  // blocks.
+  if (ask_store.has_value() &&
+      store_->RecentAdmissionsFillWindow(key, *ask_store).value_or(false)) {
+    absl::MutexLock lock(&mu_);
+    ++stats_.remaining_zero_trusted;
+    return;
+  }
+  store_->BlockUntil(key, until);
+  absl::MutexLock lock(&mu_);
+  ++stats_.upstream_blocks;
+  if (closed_) return;
+  auto found = lanes_.find(key);
+  if (found != lanes_.end() && found->second->depth > 0) {
+    // The lane's timer moves to the new slot (or an earlier queued deadline); answers for
+    // queued calls stay on the timer thread.
+    Lane& lane = *found->second;
+    lane.next_slot = std::max(lane.next_slot, until);
+    Rearm(lane);
   }
 }
 

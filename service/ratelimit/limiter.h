@@ -41,12 +41,20 @@
 //     last longer; a bogus date must not freeze the lane). Exception (`trust_own_pacing`): when the
 //     lane's own last N admissions (N = limit.requests) fit in N emission intervals, the lane
 //     itself paced that window full, and the pacing already keeps the next call out of it; blocking
-//     until the reset, which the API rounds up to a whole second, would only waste budget.
+//     until the reset, which the API rounds up to a whole second, would only waste budget. With a
+//     shared store (several replicas, Redis) "the lane's admissions" are every replica's: the
+//     store's record is asked when this replica's own does not explain it
+//     (BudgetStore::RecentAdmissionsFillWindow). The block stays for what it is for: the upstream
+//     saying 0 before the pacing filled the window (another client of the token, or a configured
+//     limit above the real one).
 //   - OnTooManyRequests(): a 429 pauses the lane for `retry_after` (msBeforeNext), at least one
 //     emission interval. Then Requeue() puts the call back at the HEAD of its caller's queue (a
 //     429 means nothing executed), and its caller to the front of the round-robin: it goes next.
 //
-// Thread-safe. The Limiter does not own the store, clock or timers: they must outlive it and any
+// Thread-safe. One lock covers every lane. Acquire/Requeue (empty queue) and the timer's pump
+// hold it across BudgetStore::TryTake (a Redis round trip with a shared store);
+// Observe/OnTooManyRequests call the store (BlockUntil, RecentAdmissionsFillWindow) without it.
+// The Limiter does not own the store, clock or timers: they must outlive it and any
 // timer callback it scheduled (a callback that fires after the Limiter is gone does nothing).
 // Destroying the Limiter answers every waiting call with UNAVAILABLE.
 #ifndef SAG_SERVICE_RATELIMIT_LIMITER_H_
@@ -126,7 +134,7 @@ struct LimiterStats {
   uint64_t cancelled = 0;
   uint64_t requeued = 0;                // Requeue calls
   uint64_t upstream_blocks = 0;         // Observe/OnTooManyRequests that blocked a lane
-  uint64_t remaining_zero_trusted = 0;  // Observe(0) ignored because own pacing explains it
+  uint64_t remaining_zero_trusted = 0;  // Observe(0) ignored because the pacing explains it
 };
 
 class Limiter {
@@ -154,7 +162,7 @@ class Limiter {
   bool Cancel(Ticket ticket);
 
   // Rate-limit headers of an upstream response of `lane`. remaining == 0 blocks the lane until
-  // `reset` (capped at `per` + 1 s; without `reset`: for the lane's `per`), unless own pacing
+  // `reset` (capped at `per` + 1 s; without `reset`: for the lane's `per`), unless the pacing
   // explains it (see above).
   // Other values are ignored.
   void Observe(absl::string_view lane, std::optional<int64_t> remaining,

@@ -5,9 +5,18 @@
 // RedisBudgetStore: each TryTake / BlockUntil is ONE Lua script run atomically by Redis on one
 // hash key `sag:rl:<lane key>` with fields `tat` (theoretical arrival time) and `blk` (no slot
 // before), both integer microseconds since the Unix epoch. The arithmetic is exactly
-// InProcessBudgetStore's, with the emission interval rounded UP to a whole microsecond. Keys
-// expire (PEXPIRE) one second after both times have passed: an expired key behaves exactly like a
-// missing one, so Redis memory stays bounded by the active lanes.
+// InProcessBudgetStore's, with the emission interval rounded UP to a whole microsecond.
+// The same hash holds the admission record: the times of the lane's last N admissions
+// (N = limit.requests; fields r0 .. r<N-1> as a ring, `rn` = N, `rc` = admissions recorded),
+// written by the take script in the same atomic step, by every replica. It answers
+// RecentAdmissionsFillWindow, the shared form of the Limiter's "own pacing explains
+// X-RateLimit-Remaining: 0" test (see limiter.h): one replica's admissions are only its share of
+// the window. N + 4 fields per lane at most; limits of more than 1000 requests keep no record
+// (their lanes are judged by each replica's own admissions, as before the record existed).
+// Keys expire (PEXPIRE) one second after tat, blk and the last admission + N * T have all passed
+// (after that the record cannot show a full window; an expired key behaves like a missing one
+// for the GCRA and answers "not full" for the record), so Redis memory stays bounded by the lanes
+// active within about one window.
 //
 // Clock (ClockSource): replicas' clocks differ (NTP keeps them within milliseconds, a bad host can
 // be off by seconds); a shared GCRA state compared against different clocks lets a fast-clock
@@ -22,6 +31,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -60,6 +70,15 @@ class RedisBudgetStore final : public ratelimit::BudgetStore {
   // Best effort (the interface returns nothing); BlockUntilOrError reports the outcome.
   void BlockUntil(absl::string_view key, absl::Time until) override;
   absl::Status BlockUntilOrError(absl::string_view key, absl::Time until);
+  // From the admission record every TryTake writes (all replicas'): whether the last
+  // limit.requests admissions of `key` fit in limit.requests intervals. One read-only script.
+  // std::nullopt when there is no answer; RecentAdmissionsFillWindowOrError says why:
+  // UNAVAILABLE (Redis), INVALID_ARGUMENT (bad limit), FAILED_PRECONDITION (a limit above 1000
+  // requests: no record is kept).
+  std::optional<bool> RecentAdmissionsFillWindow(absl::string_view key,
+                                                 const ratelimit::Limit& limit) override;
+  absl::StatusOr<bool> RecentAdmissionsFillWindowOrError(absl::string_view key,
+                                                         const ratelimit::Limit& limit);
   // EmissionInterval rounded up to a whole microsecond.
   absl::Duration Interval(const ratelimit::Limit& limit) const override;
 
@@ -93,7 +112,12 @@ struct FallbackOptions {
 //
 // Healthy: TryTake asks Redis. Every call this replica is admitted is also recorded in the local
 // state ("mirror"), so the local state knows how much of its 1/N share the replica has recently
-// used and the switch to the fallback cannot burst.
+// used and the switch to the fallback cannot burst. The mirror's debt is capped: its next slot is
+// never more than max(per, local interval) away, since a replica may take far more than 1/N
+// through Redis (all of it, when the others are idle), and that must not lock it out for minutes
+// once Redis goes away. The cap keeps what the mirror guarantees: a local admission never puts
+// more of this replica's calls (through Redis or local) in a window of length `per` than its 1/N
+// pacing allows.
 // Degraded (Redis errors, timeouts, or the client is not connected): TryTake is answered by the
 // local state alone. degraded() turns true, on_state_change fires, counters move. The client
 // reconnects in the background (with back-off); nothing here waits for it.
@@ -121,6 +145,10 @@ class FallbackBudgetStore final : public ratelimit::BudgetStore {
                                      absl::Time now) override ABSL_LOCKS_EXCLUDED(mu_);
   // Applied locally always and to Redis when reachable.
   void BlockUntil(absl::string_view key, absl::Time until) override;
+  // Redis's admission record while healthy (or recovering); std::nullopt while degraded (the
+  // Limiter then judges by its own admissions at the local 1/N interval) or when Redis fails.
+  std::optional<bool> RecentAdmissionsFillWindow(absl::string_view key,
+                                                 const ratelimit::Limit& limit) override;
   // The shared interval when healthy, the local (N times longer) one when degraded.
   absl::Duration Interval(const ratelimit::Limit& limit) const override;
 
@@ -139,10 +167,14 @@ class FallbackBudgetStore final : public ratelimit::BudgetStore {
   // The local GCRA (mu_ held): when the next local slot of `key` is; charging one call.
   absl::Time LocalAllowedAt(absl::string_view key, const ratelimit::Limit& local_limit)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void LocalCharge(absl::string_view key, const ratelimit::Limit& local_limit, absl::Time now)
+  // `limit` is the lane's limit, `local_limit` its 1/N share (Scaled); the debt is capped (see
+  // the class comment).
+  void LocalCharge(absl::string_view key, const ratelimit::Limit& limit,
+                   const ratelimit::Limit& local_limit, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Take from the local state alone (degraded); counts fallback admissions.
-  absl::Time LocalTake(absl::string_view key, const ratelimit::Limit& local_limit, absl::Time now)
+  absl::Time LocalTake(absl::string_view key, const ratelimit::Limit& limit,
+                       const ratelimit::Limit& local_limit, absl::Time now)
       ABSL_LOCKS_EXCLUDED(mu_);
   void MarkDegraded(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
   // After a successful shared call: leaves degraded state / notes a reconnection.

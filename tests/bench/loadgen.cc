@@ -90,6 +90,20 @@ double Percentile(const std::vector<double>& sorted_us, double q) {
   return sorted_us[index];
 }
 
+double PercentileOf(std::vector<double> samples, double q) {
+  std::sort(samples.begin(), samples.end());
+  return Percentile(samples, q);
+}
+
+double JainIndex(const std::vector<double>& shares) {
+  double sum = 0, squares = 0;
+  for (double v : shares) {
+    sum += v;
+    squares += v * v;
+  }
+  return squares == 0 ? 0 : sum * sum / (static_cast<double>(shares.size()) * squares);
+}
+
 LatencySummary Summarize(std::vector<double>* samples_us) {
   std::sort(samples_us->begin(), samples_us->end());
   LatencySummary s;

@@ -73,6 +73,11 @@ struct LatencySummary {
 double Percentile(const std::vector<double>& sorted_us, double q);
 // Sorts the samples and summarises them.
 LatencySummary Summarize(std::vector<double>* samples_us);
+// Percentile() of unsorted samples (sorts a copy).
+double PercentileOf(std::vector<double> samples, double q);
+// Jain's fairness index of shares: (sum x)^2 / (n * sum x^2); 1 = perfectly even, 1/n = one
+// takes all. 0 for no shares or all zero.
+double JainIndex(const std::vector<double>& shares);
 
 struct LoadResult {
   std::string mode;                // "closed" or "open".

@@ -42,6 +42,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/bench/loadgen.h"
 #include "tests/bench/proc_stats.h"
 #include "tests/common/stack.h"
 
@@ -89,23 +90,6 @@ struct Call {
   absl::Time start;
   absl::Time end;
 };
-
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
-}
-
-// Jain's fairness index: (sum x)^2 / (n * sum x^2); 1 = perfectly even.
-double Jain(const std::vector<double>& x) {
-  double sum = 0, squares = 0;
-  for (double v : x) {
-    sum += v;
-    squares += v * v;
-  }
-  return squares == 0 ? 0 : sum * sum / (static_cast<double>(x.size()) * squares);
-}
 
 // The gateway's metrics port, from its JSON "started" log line.
 int MetricsPort(Stack& s) {
@@ -275,7 +259,8 @@ bool RunPacing(const std::string& limit, double limit_rate, PacingResult* r) {
   for (const auto& c : calls) {
     if (c->status.ok() && c->end <= contended_end) ++r->contended_share[c->caller];
   }
-  r->jain = Jain(std::vector<double>(r->contended_share.begin(), r->contended_share.end()));
+  r->jain = sag::bench::JainIndex(
+      std::vector<double>(r->contended_share.begin(), r->contended_share.end()));
 
   // Queue wait. The gateway's own view: its histogram's mean. The caller's view: call latency
   // minus the mean upstream latency the gateway measured.
@@ -296,8 +281,8 @@ bool RunPacing(const std::string& limit, double limit_rate, PacingResult* r) {
     waits.push_back(
         std::max(0.0, absl::ToDoubleMilliseconds(c->end - c->start) - r->upstream_mean_ms));
   }
-  r->wait_p50_ms = Percentile(waits, 0.50);
-  r->wait_p99_ms = Percentile(waits, 0.99);
+  r->wait_p50_ms = sag::bench::PercentileOf(waits, 0.50);
+  r->wait_p99_ms = sag::bench::PercentileOf(waits, 0.99);
   return true;
 }
 

@@ -1,12 +1,8 @@
 // Several gateway replicas sharing one Redis (--redis_url): one rate budget, one view of writes,
 // and a conservative fallback while Redis is away. Real redis-server, segment-sim and gateways.
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <future>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/common/redis_server.h"
 #include "tests/common/stack.h"
 
 namespace sag::testing {
@@ -24,45 +21,20 @@ namespace {
 
 namespace v1 = segment::audiences::v1;
 constexpr char kSpace[] = "9aQ1Lj62S4bomZKLF4DPqW";
-constexpr char kRedisBin[] = "/usr/bin/redis-server";
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-absl::StatusOr<std::unique_ptr<Subprocess>> StartRedis(int port) {
-  auto redis = Subprocess::Start({kRedisBin, "--port", std::to_string(port), "--bind", "127.0.0.1",
-                                  "--save", "", "--appendonly", "no"});
-  if (!redis.ok()) return redis.status();
-  auto line = (*redis)->WaitForLine("Ready to accept connections", absl::Seconds(10));
-  if (!line.ok()) return line.status();
-  return redis;
-}
 
 class ScaleOutTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (access(kRedisBin, X_OK) != 0) GTEST_SKIP() << "redis-server is not installed";
-    redis_port_ = FreePort();
-    auto redis = StartRedis(redis_port_);
-    ASSERT_TRUE(redis.ok()) << redis.status();
-    redis_ = std::move(*redis);
+    if (!RedisServerInstalled()) GTEST_SKIP() << "redis-server is not installed";
+    absl::Status started = redis_.Start();
+    ASSERT_TRUE(started.ok()) << started;
   }
 
   // A simulator and `n` gateways sharing it and the Redis.
   void StartReplicas(int n, const std::string& limits) {
     StackOptions first;
     first.sim_args = {"--rate_limits=" + limits, "--threads=64"};
-    first.gateway_args = {"--rate_limits=" + limits,
-                          absl::StrCat("--redis_url=redis://127.0.0.1:", redis_port_),
+    first.gateway_args = {"--rate_limits=" + limits, "--redis_url=" + redis_.url(),
                           absl::StrCat("--replicas=", n)};
     auto a = Stack::Start(first);
     ASSERT_TRUE(a.ok()) << a.status();
@@ -77,8 +49,7 @@ class ScaleOutTest : public ::testing::Test {
     }
   }
 
-  int redis_port_ = 0;
-  std::unique_ptr<Subprocess> redis_;
+  RedisServer redis_;
   std::vector<std::unique_ptr<Stack>> replicas_;
 };
 
@@ -113,6 +84,65 @@ TEST_F(ScaleOutTest, ThreeReplicasFloodingOneOperationStayWithinTheSharedLimit) 
   }
   for (auto& t : callers) t.join();
   EXPECT_EQ(ok.load(), 45);
+  EXPECT_EQ(failed.load(), 0);
+  nlohmann::json stats = replicas_[0]->SimStats();
+  EXPECT_EQ(stats.value("status_429", -1), 0) << stats.dump();
+}
+
+// The shared budget is used, not only respected: 3 replicas flooding a 10/1s operation get ~10/s
+// from the upstream together, although the upstream answers the last call of each of its windows
+// with X-RateLimit-Remaining: 0 and a reset rounded up to the whole second. (Each replica used to
+// take that as "someone else spends the token", as its own admissions were a third of the window,
+// and stopped the lane for all of them until the reset: 50%.)
+TEST_F(ScaleOutTest, ThreeReplicasUseTheWholeSharedBudget) {
+  StartReplicas(3, "GetAudience=10/1s,CreateAudience=6000/1m");
+  ASSERT_EQ(replicas_.size(), 3u);
+  v1::CreateAudienceRequest create;
+  create.set_space_id(kSpace);
+  create.mutable_audience()->set_name("utilisation");
+  create.mutable_audience()->set_audience_type(v1::AUDIENCE_TYPE_USERS);
+  create.mutable_audience()->mutable_definition()->set_query("event('x').count() >= 1");
+  v1::CreateAudienceResponse created;
+  ASSERT_TRUE(replicas_[0]->stub().CreateAudience(Context().get(), create, &created).ok());
+
+  // 3 callers per replica, one call in flight each: the lane's queue never runs dry.
+  std::atomic<bool> stop{false};
+  std::atomic<int> failed{0};
+  std::vector<std::thread> callers;
+  for (auto& replica : replicas_) {
+    for (int c = 0; c < 3; ++c) {
+      callers.emplace_back([&, stub = &replica->stub(), c] {
+        while (!stop.load()) {
+          v1::GetAudienceRequest req;
+          req.set_space_id(kSpace);
+          req.set_id(created.audience().id());
+          v1::GetAudienceResponse resp;
+          auto ctx = Context(absl::Seconds(30));
+          ctx->AddMetadata("x-caller-id", absl::StrCat("caller-", c));
+          if (!stub->GetAudience(ctx.get(), req, &resp).ok()) ++failed;
+        }
+      });
+    }
+  }
+  auto served = [](const nlohmann::json& stats) {
+    return stats.value("by_operation", nlohmann::json::object()).value("GetAudience", 0L) -
+           stats.value("status_429", 0L);
+  };
+  absl::SleepFor(absl::Seconds(1));  // Load before the measured window: the queues fill.
+  const int64_t served0 = served(replicas_[0]->SimStats());
+  const absl::Time t0 = absl::Now();
+  absl::SleepFor(absl::Seconds(5));  // The measured window.
+  const int64_t served1 = served(replicas_[0]->SimStats());
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
+  stop = true;
+  for (auto& t : callers) t.join();
+  const double utilisation = static_cast<double>(served1 - served0) / seconds / 10.0;
+  std::cout << "3 replicas on a shared 10/1s budget: " << served1 - served0 << " calls in "
+            << seconds << " s = " << 100 * utilisation << "% of the limit\n";
+  // ~98% (the 2% pacing margin); 50% with the lane blocked until every rounded-up reset. The
+  // bound leaves room for a loaded machine (a late timer can cost a window its exemption).
+  EXPECT_GE(utilisation, 0.75);
+  EXPECT_LE(utilisation, 1.01);
   EXPECT_EQ(failed.load(), 0);
   nlohmann::json stats = replicas_[0]->SimStats();
   EXPECT_EQ(stats.value("status_429", -1), 0) << stats.dump();
@@ -167,11 +197,10 @@ TEST_F(ScaleOutTest, RedisDownFallsBackAndComesBackWithoutAnyCallerError) {
     });
   }
   absl::SleepFor(absl::Seconds(2));
-  ASSERT_TRUE(redis_->Stop(SIGKILL, absl::Seconds(5)).ok());
+  ASSERT_TRUE(redis_.Kill().ok());
   absl::SleepFor(absl::Seconds(3));
-  auto back = StartRedis(redis_port_);
-  ASSERT_TRUE(back.ok()) << back.status();
-  redis_ = std::move(*back);
+  absl::Status back = redis_.Start();
+  ASSERT_TRUE(back.ok()) << back;
   absl::SleepFor(absl::Seconds(3));
   stop = true;
   for (auto& t : callers) t.join();

@@ -420,6 +420,183 @@ TEST_F(LimiterTest, RemainingZeroAlwaysBlocksWithoutTrustInOwnPacing) {
   EXPECT_EQ(Find("a11")->at, t0_ + absl::Seconds(2));
 }
 
+// A budget shared by several Limiters ("replicas"), keeping like RedisBudgetStore the record of
+// every admission it gave, whoever asked: RecentAdmissionsFillWindow answers from it (or, with
+// `answers` false, not at all: a store that cannot read its record).
+class SharedRecordStore final : public BudgetStore {
+ public:
+  explicit SharedRecordStore(GcraOptions options) : inner_(options) {}
+  absl::StatusOr<absl::Time> TryTake(absl::string_view key, Limit limit, absl::Time now) override {
+    absl::StatusOr<absl::Time> r = inner_.TryTake(key, limit, now);
+    if (r.ok() && *r <= now) admissions_[std::string(key)].push_back(now);
+    return r;
+  }
+  void BlockUntil(absl::string_view key, absl::Time until) override {
+    inner_.BlockUntil(key, until);
+  }
+  absl::Duration Interval(const Limit& limit) const override { return inner_.Interval(limit); }
+  std::optional<bool> RecentAdmissionsFillWindow(absl::string_view key,
+                                                 const Limit& limit) override {
+    ++asked;
+    if (!answers) return std::nullopt;
+    const std::vector<absl::Time>& a = admissions_[std::string(key)];
+    const size_t n = static_cast<size_t>(limit.requests);
+    if (a.size() < n) return false;
+    return a.back() - a[a.size() - n] < Interval(limit) * static_cast<int64_t>(n);
+  }
+
+  bool answers = true;
+  int asked = 0;
+
+ private:
+  InProcessBudgetStore inner_;
+  std::map<std::string, std::vector<absl::Time>> admissions_;
+};
+
+// Three replicas, each with its own Limiter on one shared store, flood one 10/1s lane: 4 + 3 + 4
+// calls. The first 10 go at t0, t0 + 100 ms, ..., t0 + 900 ms, spread over the replicas (none has
+// 10 of its own). Then the upstream says Remaining: 0 with the reset rounded up to t0 + 2 s.
+// `answers`: whether the store can read its shared record.
+struct SharedWindowRun {
+  std::vector<absl::Time> admitted;  // Every replica's, in order.
+  LimiterStats observer_stats;
+  int asked = 0;
+};
+SharedWindowRun RunSharedWindow(bool answers, int calls_before_observe = 10) {
+  FakeClock clock;
+  const absl::Time t0 = clock.Now();
+  SharedRecordStore store(GcraOptions{/*burst=*/1, /*pacing_margin=*/0.0});
+  store.answers = answers;
+  SharedWindowRun run;
+  std::vector<std::unique_ptr<Limiter>> replicas;
+  for (int i = 0; i < 3; ++i) replicas.push_back(std::make_unique<Limiter>(&store, &clock, &clock));
+  const int calls[3] = {4, 3, 4};
+  for (int r = 0; r < 3; ++r) {
+    for (int i = 0; i < calls[r]; ++i) {
+      replicas[r]->Acquire(AcquireRequest{std::string(kLane), k10PerSecond, "A"},
+                           [&run, &clock](absl::Status s) {
+                             if (s.ok()) run.admitted.push_back(clock.Now());
+                           });
+    }
+  }
+  clock.Advance(absl::Milliseconds(100) * (calls_before_observe - 1));
+  EXPECT_EQ(run.admitted.size(), static_cast<size_t>(calls_before_observe));
+  // The response to the last admitted call, answered by replica 2.
+  replicas[2]->Observe(kLane, 0, t0 + absl::Seconds(2));
+  clock.Advance(absl::Seconds(3));
+  run.observer_stats = replicas[2]->Stats();
+  run.asked = store.asked;
+  return run;
+}
+
+TEST(LimiterSharedStoreTest, RemainingZeroExplainedByTheSharedPacingDoesNotBlockAnyReplica) {
+  const SharedWindowRun run = RunSharedWindow(/*answers=*/true);
+  ASSERT_EQ(run.admitted.size(), 11u);
+  // No replica's own record explains the window (4, 3 and 4 calls); the shared record does: the
+  // 11th call goes at its paced slot, not at the rounded-up reset.
+  EXPECT_EQ(run.admitted[10], run.admitted[0] + absl::Seconds(1));
+  EXPECT_EQ(run.observer_stats.remaining_zero_trusted, 1u);
+  EXPECT_EQ(run.observer_stats.upstream_blocks, 0u);
+  EXPECT_EQ(run.asked, 1);
+}
+
+TEST(LimiterSharedStoreTest, RemainingZeroBeforeTheSharedWindowIsFullStillBlocks) {
+  // Remaining: 0 after only 6 of our calls: someone else spends the token (or the real limit is
+  // lower than configured). The block is what it is for.
+  const SharedWindowRun run = RunSharedWindow(/*answers=*/true, /*calls_before_observe=*/6);
+  ASSERT_EQ(run.admitted.size(), 11u);
+  EXPECT_EQ(run.admitted[6], run.admitted[0] + absl::Seconds(2));
+  EXPECT_EQ(run.observer_stats.remaining_zero_trusted, 0u);
+  EXPECT_EQ(run.observer_stats.upstream_blocks, 1u);
+}
+
+TEST(LimiterSharedStoreTest, WithoutTheSharedRecordTheLaneBlocks) {
+  // A store that cannot answer (Redis away): only the replica's own record counts, which holds 4
+  // of the 10 calls: every replica waits for the reset (the conservative answer).
+  const SharedWindowRun run = RunSharedWindow(/*answers=*/false);
+  ASSERT_EQ(run.admitted.size(), 11u);
+  EXPECT_EQ(run.admitted[10], run.admitted[0] + absl::Seconds(2));
+  EXPECT_EQ(run.observer_stats.upstream_blocks, 1u);
+}
+
+TEST(LimiterSharedStoreTest, OwnPacingThatExplainsItNeedsNoSharedRecord) {
+  // One replica alone filled the window: judged by its own record, the store is not asked (no
+  // round trip to a shared store).
+  FakeClock clock;
+  const absl::Time t0 = clock.Now();
+  SharedRecordStore store(GcraOptions{/*burst=*/1, /*pacing_margin=*/0.0});
+  Limiter limiter(&store, &clock, &clock);
+  std::vector<absl::Time> admitted;
+  for (int i = 0; i < 11; ++i) {
+    limiter.Acquire(AcquireRequest{std::string(kLane), k10PerSecond, "A"}, [&](absl::Status s) {
+      if (s.ok()) admitted.push_back(clock.Now());
+    });
+  }
+  clock.Advance(absl::Milliseconds(900));
+  limiter.Observe(kLane, 0, t0 + absl::Seconds(2));
+  clock.Advance(absl::Seconds(1));
+  ASSERT_EQ(admitted.size(), 11u);
+  EXPECT_EQ(admitted[10], t0 + absl::Seconds(1));
+  EXPECT_EQ(limiter.Stats().remaining_zero_trusted, 1u);
+  EXPECT_EQ(store.asked, 0);
+}
+
+// Observe and OnTooManyRequests do not hold the limiter's lock across the store's calls (with
+// Redis, round trips of up to its 50 ms timeout): another thread can use the Limiter meanwhile.
+class ProbingStore final : public BudgetStore {
+ public:
+  absl::StatusOr<absl::Time> TryTake(absl::string_view key, Limit limit, absl::Time now) override {
+    return inner_.TryTake(key, limit, now);
+  }
+  void BlockUntil(absl::string_view key, absl::Time until) override {
+    inner_.BlockUntil(key, until);
+    blocked_while_free.push_back(Probe());
+  }
+  absl::Duration Interval(const Limit& limit) const override { return inner_.Interval(limit); }
+  std::optional<bool> RecentAdmissionsFillWindow(absl::string_view, const Limit&) override {
+    asked_while_free.push_back(Probe());
+    return false;
+  }
+  // Whether another thread gets through the Limiter's lock (QueueDepth) within 2 s.
+  bool Probe() {
+    // Shared with the thread: it may outlive this call (when the lock is held, until it is not).
+    auto done = std::make_shared<absl::Notification>();
+    std::thread t([done, limiter = limiter] {
+      limiter->QueueDepth(kLane);
+      done->Notify();
+    });
+    const bool free = done->WaitForNotificationWithTimeout(absl::Seconds(2));
+    probes.push_back(std::move(t));  // Joined by the test once the store call has returned.
+    return free;
+  }
+
+  Limiter* limiter = nullptr;
+  std::vector<bool> blocked_while_free;
+  std::vector<bool> asked_while_free;
+  std::vector<std::thread> probes;
+
+ private:
+  InProcessBudgetStore inner_{GcraOptions{/*burst=*/1, /*pacing_margin=*/0.0}};
+};
+
+TEST(LimiterLockTest, ObserveCallsTheStoreWithoutTheLimitersLock) {
+  FakeClock clock;
+  ProbingStore store;
+  Limiter limiter(&store, &clock, &clock);
+  store.limiter = &limiter;
+  limiter.Acquire(AcquireRequest{std::string(kLane), k10PerSecond, "A"}, [](absl::Status) {});
+  limiter.Acquire(AcquireRequest{std::string(kLane), k10PerSecond, "A"}, [](absl::Status) {});
+  limiter.Observe(kLane, 0, clock.Now() + absl::Seconds(1));
+  limiter.OnTooManyRequests(kLane, absl::Seconds(2));
+  for (std::thread& t : store.probes) t.join();
+  EXPECT_EQ(store.asked_while_free, std::vector<bool>{true});
+  EXPECT_EQ(store.blocked_while_free, (std::vector<bool>{true, true}));
+  EXPECT_EQ(limiter.Stats().upstream_blocks, 2u);
+  EXPECT_EQ(limiter.QueueDepth(kLane), 1u);
+  clock.Advance(absl::Seconds(3));
+  EXPECT_EQ(limiter.QueueDepth(kLane), 0u);
+}
+
 TEST_F(LimiterTest, InvalidLimitIsInvalidArgument) {
   EXPECT_EQ(Acquire("bad", "A", Limit{0, absl::Seconds(1)}), kNoTicket);
   EXPECT_EQ(Find("bad")->status.code(), absl::StatusCode::kInvalidArgument);

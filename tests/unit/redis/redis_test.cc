@@ -1,14 +1,10 @@
 // service/redis against a real redis-server (Debian's /usr/bin/redis-server), started by the
 // fixture on a free loopback port without persistence. Skipped when redis-server is missing.
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -23,59 +19,19 @@
 #include "gtest/gtest.h"
 #include "service/common/clock.h"
 #include "service/ratelimit/budget_store.h"
+#include "service/ratelimit/limiter.h"
 #include "service/redis/redis_budget_store.h"
 #include "service/redis/redis_client.h"
 #include "service/redis/redis_invalidation.h"
 #include "service/redis/redis_preview_quota.h"
-#include "tests/common/subprocess.h"
+#include "tests/common/redis_server.h"
 
 namespace sag::redis {
 namespace {
 
 using ratelimit::Limit;
-using sag::testing::Subprocess;
-
-constexpr char kRedisServer[] = "/usr/bin/redis-server";
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// One redis-server child on 127.0.0.1:port.
-class RedisServer {
- public:
-  explicit RedisServer(int port) : port_(port) {}
-  absl::Status Start() {
-    auto p = Subprocess::Start({kRedisServer, "--port", absl::StrCat(port_), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--protected-mode", "no"});
-    if (!p.ok()) return p.status();
-    proc_ = *std::move(p);
-    auto line = proc_->WaitForLine("Ready to accept connections", absl::Seconds(10));
-    if (!line.ok()) {
-      return absl::InternalError(absl::StrCat("redis-server did not start: ", proc_->Output()));
-    }
-    return absl::OkStatus();
-  }
-  void Kill() {
-    if (proc_ != nullptr) proc_->Stop(SIGKILL, absl::Seconds(5)).IgnoreError();
-    proc_.reset();
-  }
-  int port() const { return port_; }
-  std::string url() const { return absl::StrCat("redis://127.0.0.1:", port_); }
-
- private:
-  int port_;
-  std::unique_ptr<Subprocess> proc_;
-};
+using sag::testing::FreePort;
+using sag::testing::RedisServer;
 
 RedisOptions FastOptions(const std::string& url) {
   RedisOptions o;
@@ -91,12 +47,17 @@ RedisOptions FastOptions(const std::string& url) {
 class RedisTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (::access(kRedisServer, X_OK) != 0) GTEST_SKIP() << "no " << kRedisServer;
-    server_ = std::make_unique<RedisServer>(FreePort());
-    ASSERT_TRUE(server_->Start().ok());
+    if (!sag::testing::RedisServerInstalled()) {
+      GTEST_SKIP() << "no " << sag::testing::kRedisServerBin;
+    }
+    server_ = std::make_unique<RedisServer>();
+    absl::Status started = server_->Start();
+    ASSERT_TRUE(started.ok()) << started;
   }
   void TearDown() override {
-    if (server_) server_->Kill();
+    if (server_) {
+      EXPECT_TRUE(server_->Kill().ok());
+    }
   }
 
   std::unique_ptr<RedisClient> NewClient() {
@@ -278,10 +239,255 @@ TEST_F(RedisTest, InvalidLimitAndKeyExpiry) {
   EXPECT_EQ(store.TryTake("k", Limit{0, absl::Seconds(1)}, absl::Now()).status().code(),
             absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(store.TryTake("k", Limit{10, absl::Seconds(1)}, absl::Now()).ok());
+  // The key lives 1 s after the admission record stops mattering: 10 x 102 ms after the take.
   auto ttl = c->Command({"PTTL", "sag:rl:k"});
   ASSERT_TRUE(ttl.ok());
-  EXPECT_GT(ttl->integer, 0);
-  EXPECT_LE(ttl->integer, 1200);
+  EXPECT_GT(ttl->integer, 1900);
+  EXPECT_LE(ttl->integer, 2020);
+  // A short block does not shorten it (the record outlives the block); a long one lengthens it.
+  ASSERT_TRUE(store.BlockUntilOrError("k", absl::Now() + absl::Milliseconds(10)).ok());
+  ttl = c->Command({"PTTL", "sag:rl:k"});
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(ttl->integer, 1800);
+  ASSERT_TRUE(store.BlockUntilOrError("k", absl::Now() + absl::Seconds(5)).ok());
+  ttl = c->Command({"PTTL", "sag:rl:k"});
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(ttl->integer, 5900);
+  EXPECT_LE(ttl->integer, 6000);
+  // The record's size is the limit's: at most N + 4 fields (tat, blk, rn, rc). A smaller N
+  // drops the slots beyond it; a limit above 1000 requests keeps no record at all.
+  auto hlen = [&](const std::string& key) {
+    auto fields = c->Command({"HLEN", key});
+    EXPECT_TRUE(fields.ok());
+    return fields.ok() ? fields->integer : -1;
+  };
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(store.TryTake("big", Limit{1000, absl::Milliseconds(1)}, absl::Now()).ok());
+  }
+  EXPECT_EQ(hlen("sag:rl:big"), 30 + 3);
+  ASSERT_TRUE(store.TryTake("big", Limit{4, absl::Milliseconds(1)}, absl::Now()).ok());
+  EXPECT_EQ(hlen("sag:rl:big"), 4 + 3);
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(store.TryTake("huge", Limit{1000000, absl::Seconds(1)}, absl::Now()).ok());
+  }
+  EXPECT_EQ(hlen("sag:rl:huge"), 1);
+  EXPECT_EQ(store.RecentAdmissionsFillWindowOrError("huge", Limit{1000000, absl::Seconds(1)})
+                .status()
+                .code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(store.TryTake("big", Limit{1000000, absl::Seconds(1)}, absl::Now()).ok());
+  EXPECT_EQ(hlen("sag:rl:big"), 1);
+}
+
+// The admission record (every taker's admissions, in Redis) answers what the Limiter asks of its
+// own admissions: do the last N fit in N emission intervals? Against that test computed here over
+// the times the store admitted, for random sequences, limits changing midway, several keys.
+TEST_F(RedisTest, AdmissionRecordAnswersLikeTheLimitersOwnTest) {
+  auto c = NewClient();
+  FakeClock clock;
+  RedisBudgetOptions ro;
+  ro.clock_source = ClockSource::kCaller;
+  ro.clock = &clock;
+  ro.prefix = "test:record:";
+  RedisBudgetStore store(c.get(), ro);
+  const std::vector<Limit> limits = {Limit{10, absl::Seconds(1)}, Limit{4, absl::Seconds(1)},
+                                     Limit{1, absl::Seconds(1)}};
+  struct Key {
+    size_t limit = 0;  // Index in `limits`.
+    int steps = 0;
+    int record_n = 0;                  // The N of the record (0: none yet).
+    std::vector<absl::Time> admitted;  // Since the record started.
+  };
+  std::map<std::string, Key> keys;
+  std::mt19937 rng(11);
+  absl::Time t = clock.Now();
+  int full = 0, not_full = 0;
+  for (int i = 0; i < 600; ++i) {
+    const std::string name = (i % 2 == 0) ? "ws/A" : "ws/B";
+    Key& k = keys[name];
+    if (++k.steps % 100 == 0) k.limit = (k.limit + 1) % limits.size();  // The limit changes.
+    const Limit limit = limits[k.limit];
+    const absl::Duration interval = store.Interval(limit);
+    auto r = store.TryTake(name, limit, t);
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (*r <= t) {
+      if (k.record_n != limit.requests) {  // A change of N starts a new record.
+        k.record_n = limit.requests;
+        k.admitted.clear();
+      }
+      k.admitted.push_back(t);
+    }
+    const std::vector<absl::Time>& a = k.admitted;
+    const size_t n = static_cast<size_t>(limit.requests);
+    const bool expected = k.record_n == limit.requests && a.size() >= n &&
+                          a.back() - a[a.size() - n] < interval * static_cast<int64_t>(n);
+    auto answer = store.RecentAdmissionsFillWindowOrError(name, limit);
+    ASSERT_TRUE(answer.ok()) << answer.status();
+    ASSERT_EQ(*answer, expected) << "step " << i << " " << name << " "
+                                 << ratelimit::FormatLimit(limit);
+    (expected ? full : not_full)++;
+    // Mostly on the slot or a little after it, sometimes much later.
+    const int64_t us = absl::ToInt64Microseconds(interval);
+    t = std::max(t, *r) + absl::Microseconds(std::uniform_int_distribution<int64_t>(
+                              0, (i % 7 == 0) ? us * 3 : us / 20)(rng));
+  }
+  EXPECT_GT(full, 100);
+  EXPECT_GT(not_full, 20);
+  EXPECT_EQ(store.RecentAdmissionsFillWindowOrError("ws/none", limits[0]).value_or(true), false);
+  EXPECT_EQ(
+      store.RecentAdmissionsFillWindowOrError("ws/A", Limit{0, absl::Seconds(1)}).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+// Three replicas (a Limiter on a FallbackBudgetStore each, as audiences-gateway wires them) share
+// one 10/1s lane through Redis, on one fake clock. The upstream answers the 10th call of its window
+// with X-RateLimit-Remaining: 0 and a reset rounded up to the next whole second. The shared pacing
+// filled that window (10 calls, 102 ms apart, by 3 replicas): the lane must not stop until the
+// reset, on any replica. (It did: each replica judged by its own third of the admissions, blocked
+// the shared lane in Redis until the reset, and every window took ~2 s: 50% of the budget.)
+TEST_F(RedisTest, RemainingZeroAfterTheSharedPacingFilledTheWindowBlocksNoReplica) {
+  constexpr int kReplicas = 3;
+  const Limit limit{10, absl::Seconds(1)};
+  const std::string lane = "ws/GetAudience";
+  FakeClock clock;
+  const absl::Time t0 = clock.Now();
+  struct Replica {
+    std::unique_ptr<RedisClient> client;
+    std::unique_ptr<RedisBudgetStore> shared;
+    std::unique_ptr<FallbackBudgetStore> store;
+    std::unique_ptr<ratelimit::Limiter> limiter;
+  };
+  std::vector<Replica> replicas(kReplicas);
+  for (Replica& r : replicas) {
+    r.client = NewClient();
+    RedisBudgetOptions ro;
+    ro.clock_source = ClockSource::kCaller;
+    ro.clock = &clock;
+    r.shared = std::make_unique<RedisBudgetStore>(r.client.get(), ro);
+    FallbackOptions fo;
+    fo.replicas = kReplicas;
+    r.store = std::make_unique<FallbackBudgetStore>(r.shared.get(), fo);
+    r.limiter = std::make_unique<ratelimit::Limiter>(r.store.get(), &clock, &clock);
+  }
+  // Every replica has callers waiting: 8 calls each.
+  std::vector<std::pair<int, absl::Time>> admitted;  // (replica, when)
+  for (int i = 0; i < kReplicas; ++i) {
+    for (int k = 0; k < 8; ++k) {
+      replicas[i].limiter->Acquire(ratelimit::AcquireRequest{lane, limit, "caller"},
+                                   [&admitted, &clock, i](absl::Status s) {
+                                     ASSERT_TRUE(s.ok()) << s;
+                                     admitted.emplace_back(i, clock.Now());
+                                   });
+    }
+  }
+  const absl::Duration interval = replicas[0].store->Interval(limit);  // 102 ms
+  clock.Advance(interval * 9);
+  ASSERT_EQ(admitted.size(), 10u);
+  int own_max = 0;
+  for (int i = 0; i < kReplicas; ++i) {
+    own_max = std::max<int>(own_max, std::count_if(admitted.begin(), admitted.end(),
+                                                   [i](const auto& a) { return a.first == i; }));
+  }
+  EXPECT_LT(own_max, 10);  // No replica sent the window by itself.
+  // The 10th call's response: Remaining 0, reset rounded up to the next second.
+  const int observer = admitted.back().first;
+  replicas[observer].limiter->Observe(lane, 0, t0 + absl::Seconds(2));
+  EXPECT_EQ(replicas[observer].limiter->Stats().remaining_zero_trusted, 1u);
+  EXPECT_EQ(replicas[observer].limiter->Stats().upstream_blocks, 0u);
+  clock.Advance(interval * 5);
+  ASSERT_EQ(admitted.size(), 15u);
+  // The 11th call went at its paced slot (t0 + 10 x 102 ms), not at the reset (t0 + 2 s).
+  EXPECT_EQ(admitted[10].second, t0 + interval * 10);
+  for (size_t k = 1; k < admitted.size(); ++k) {
+    EXPECT_EQ(admitted[k].second - admitted[k - 1].second, interval) << k;
+  }
+  for (Replica& r : replicas) EXPECT_FALSE(r.store->degraded());
+
+  // The block is still there for what it is for: Remaining 0 when the shared pacing did not fill
+  // the window (another client of the token spends it). After a pause, 3 calls, then Remaining 0:
+  // every replica stops until the reset.
+  clock.Advance(absl::Seconds(5));
+  const size_t before = admitted.size();
+  const absl::Time t1 = clock.Now();
+  for (int i = 0; i < kReplicas; ++i) {
+    replicas[i].limiter->Acquire(ratelimit::AcquireRequest{lane, limit, "caller"},
+                                 [&admitted, &clock, i](absl::Status s) {
+                                   ASSERT_TRUE(s.ok()) << s;
+                                   admitted.emplace_back(i, clock.Now());
+                                 });
+  }
+  ASSERT_EQ(admitted.size(), before + 1);  // Taken at once; the others wait for their slot.
+  clock.Advance(interval * 2);
+  ASSERT_EQ(admitted.size(), before + 3);
+  const int second_observer = admitted.back().first;
+  replicas[second_observer].limiter->Observe(lane, 0, t1 + absl::Seconds(1));
+  EXPECT_EQ(replicas[second_observer].limiter->Stats().upstream_blocks, 1u);
+  for (int i = 0; i < kReplicas; ++i) {
+    replicas[i].limiter->Acquire(ratelimit::AcquireRequest{lane, limit, "caller"},
+                                 [&admitted, &clock, i](absl::Status s) {
+                                   ASSERT_TRUE(s.ok()) << s;
+                                   admitted.emplace_back(i, clock.Now());
+                                 });
+  }
+  EXPECT_EQ(admitted.size(), before + 3);
+  clock.Advance(t1 + absl::Seconds(1) - interval / 2 - clock.Now());
+  EXPECT_EQ(admitted.size(), before + 3);  // Every replica waits for the reset...
+  clock.Advance(interval / 2);
+  ASSERT_EQ(admitted.size(), before + 4);  // ...and the lane goes on from there.
+  EXPECT_EQ(admitted[before + 3].second, t1 + absl::Seconds(1));
+  clock.Advance(interval * 2);
+  EXPECT_EQ(admitted.size(), before + 6);
+}
+
+// A replica that took the whole budget through Redis for a minute (the others idle) must not lock
+// itself out when Redis then goes away: its local 1/N state (charged on every shared admission as
+// a mirror) carries at most one window of debt. (Uncapped, 60 s at 10/s charged at 1 per 306 ms ran
+// its local tat ~2 minutes ahead.)
+TEST_F(RedisTest, FallbackDebtIsCappedAtOneWindow) {
+  const Limit limit{10, absl::Seconds(1)};
+  FakeClock clock;
+  auto c = NewClient();
+  RedisBudgetOptions ro;
+  ro.clock_source = ClockSource::kCaller;
+  ro.clock = &clock;
+  RedisBudgetStore shared(c.get(), ro);
+  FallbackOptions fo;
+  fo.replicas = 3;
+  FallbackBudgetStore store(&shared, fo);
+  const absl::Time end = clock.Now() + absl::Seconds(60);
+  absl::Time now = clock.Now();
+  absl::Time last = absl::InfinitePast();
+  int taken = 0;
+  while (now < end) {
+    auto r = store.TryTake("ws/Op", limit, now);
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (*r <= now) {
+      last = now;
+      ++taken;
+    } else {
+      now = *r;
+    }
+  }
+  EXPECT_GE(taken, 585);  // The whole budget: 60 s / 102 ms.
+  EXPECT_EQ(store.stats().shared_admits, static_cast<uint64_t>(taken));
+  clock.Advance(now - clock.Now());
+
+  ASSERT_TRUE(server_->Kill().ok());
+  auto r = store.TryTake("ws/Op", limit, now);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(store.degraded());
+  // Its next local slot: one window after its last call, not minutes away.
+  EXPECT_EQ(*r, last + limit.per);
+  // From there, 1/N of the limit: one call per 306 ms.
+  now = *r;
+  r = store.TryTake("ws/Op", limit, now);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, now);
+  r = store.TryTake("ws/Op", limit, now);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, now + store.Interval(limit));
+  EXPECT_EQ(store.Interval(limit), absl::Milliseconds(306));
+  EXPECT_EQ(store.stats().fallback_admits, 1u);
 }
 
 TEST_F(RedisTest, TwoReplicasTogetherAdmitAtMostTheLimit) {
@@ -408,7 +614,7 @@ TEST_F(RedisTest, QuotaNeverExceedsTheLimitUnderRaces) {
 TEST_F(RedisTest, QuotaFailsClosedWhenRedisIsDown) {
   auto c = NewClient();
   RedisPreviewQuota q(c.get());
-  server_->Kill();
+  ASSERT_TRUE(server_->Kill().ok());
   absl::Status s = q.TryTake("sp", absl::Now());
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable) << s;
   EXPECT_EQ(q.Release("sp", ratelimit::UtcMonthOf(absl::Now())).code(),
@@ -494,7 +700,7 @@ TEST_F(RedisTest, InvalidationResubscribesAfterRedisRestart) {
   ASSERT_TRUE(a.ok() && b.ok());
   ASSERT_TRUE((*b)->WaitSubscribed(absl::Seconds(5)));
 
-  server_->Kill();
+  ASSERT_TRUE(server_->Kill().ok());
   EXPECT_EQ((*a)->Publish({"lost"}).code(), absl::StatusCode::kUnavailable);
   const absl::Time deadline = absl::Now() + absl::Seconds(3);
   while ((*b)->subscribed() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
@@ -556,7 +762,7 @@ TEST_F(RedisTest, FallbackWhileRedisIsDownAndNoBurstWhenItReturns) {
   const size_t healthy = all.times().size();
 
   // Redis killed: each replica paces at 1/N locally.
-  server_->Kill();
+  ASSERT_TRUE(server_->Kill().ok());
   const absl::Time down_from = absl::Now();
   run(absl::Milliseconds(2000));
   for (auto& r : replicas) {
