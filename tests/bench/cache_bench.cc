@@ -61,6 +61,7 @@
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "tests/bench/loadgen.h"
 #include "tests/bench/proc_stats.h"
+#include "tests/common/redis_server.h"  // FreePort
 #include "tests/common/stack.h"
 
 ABSL_FLAG(int, calls, 1000, "1.: concurrent identical cold ListAudiences calls.");
@@ -93,24 +94,6 @@ std::string UnlimitedRates() {
   return absl::StrJoin(parts, ",");
 }
 
-// A free loopback port (bound, read, closed): for --metrics_listen, since the gateway only
-// reports its metrics address in an info log line and the benchmark runs it at warn.
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 std::string Scrape(int port) {
   httplib::Client client("127.0.0.1", port);
@@ -292,7 +275,7 @@ int main(int argc, char** argv) {
     options.sim_args = {absl::StrCat("--latency=", absl::FormatDuration(latency)),
                         absl::StrCat("--threads=", 128), "--rate_limits=" + UnlimitedRates()};
     options.gateway_args = {"--rate_limits=" + UnlimitedRates(), "--cache_ttl=1h", log_level,
-                            absl::StrCat("--metrics_listen=127.0.0.1:", FreePort())};
+                            absl::StrCat("--metrics_listen=127.0.0.1:", sag::testing::FreePort())};
     auto stack = sag::testing::Stack::Start(options);
     if (!stack.ok()) {
       std::cerr << "cannot start: " << stack.status() << "\n";
@@ -470,7 +453,7 @@ int main(int argc, char** argv) {
 
   // ---- 3. Many distinct keys against the byte bound, on a fast simulator. ----
   {
-    const int metrics_port = FreePort();
+    const int metrics_port = sag::testing::FreePort();
     sag::testing::StackOptions options;
     options.sim_args = {absl::StrCat("--threads=", inflight + 64),
                         "--rate_limits=" + UnlimitedRates()};

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "service/telemetry/logger.h"
 
 namespace sag::bench {
 
@@ -356,26 +357,7 @@ LoadResult RunLoad(const LoadOptions& options, Issue issue) {
 // ---- gRPC ----
 
 std::string StatusCodeName(grpc::StatusCode code) {
-  static const char* const kNames[] = {"OK",
-                                       "CANCELLED",
-                                       "UNKNOWN",
-                                       "INVALID_ARGUMENT",
-                                       "DEADLINE_EXCEEDED",
-                                       "NOT_FOUND",
-                                       "ALREADY_EXISTS",
-                                       "PERMISSION_DENIED",
-                                       "RESOURCE_EXHAUSTED",
-                                       "FAILED_PRECONDITION",
-                                       "ABORTED",
-                                       "OUT_OF_RANGE",
-                                       "UNIMPLEMENTED",
-                                       "INTERNAL",
-                                       "UNAVAILABLE",
-                                       "DATA_LOSS",
-                                       "UNAUTHENTICATED"};
-  const int i = static_cast<int>(code);
-  if (i >= 0 && i < static_cast<int>(sizeof(kNames) / sizeof(kNames[0]))) return kNames[i];
-  return absl::StrCat("CODE_", i);
+  return std::string(telemetry::GrpcCodeName(static_cast<int>(code)));
 }
 
 Issue GrpcUnaryIssue(grpc::GenericStub* stub, GrpcUnary call) {

@@ -62,6 +62,7 @@
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "tests/bench/loadgen.h"
 #include "tests/bench/proc_stats.h"
+#include "tests/common/redis_server.h"  // FreePort
 #include "tests/common/stack.h"
 #include "tests/common/subprocess.h"
 
@@ -139,23 +140,6 @@ std::string FindNginx() {
   return "";
 }
 
-// A free loopback port (bound, read, closed; nginx is restarted on other ports if it is taken
-// meanwhile).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 // The text of an nginx single-quoted string: nginx unescapes \' and \\ only. `$` would start a
 // variable, so a body holding one is refused by the caller.
@@ -275,8 +259,8 @@ absl::StatusOr<std::unique_ptr<Nginx>> StartNginx(const std::string& binary,
   if (n.dir.empty()) return absl::InternalError("cannot make a temporary directory");
   std::string last_output;
   for (int attempt = 0; attempt < 3; ++attempt) {
-    n.static_port = FreePort();
-    n.proxy_port = FreePort();
+    n.static_port = sag::testing::FreePort();
+    n.proxy_port = sag::testing::FreePort();
     if (n.static_port == 0 || n.proxy_port == 0 || n.static_port == n.proxy_port) continue;
     const std::string conf = n.dir + "/nginx.conf";
     sag::testing::WriteFile(conf, NginxConf(n.dir, n.static_port, n.proxy_port, body));

@@ -66,6 +66,7 @@
 #include "service/ratelimit/limits.h"
 #include "service/redis/redis_budget_store.h"
 #include "service/redis/redis_client.h"
+#include "tests/bench/loadgen.h"
 #include "tests/common/redis_server.h"
 #include "tests/common/stack.h"
 #include "tests/common/subprocess.h"
@@ -183,22 +184,7 @@ absl::StatusOr<std::string> CreateAudience(Stack& s) {
   return created.audience().id();
 }
 
-double Percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  const size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(v.size())));
-  return v[std::min(v.size() - 1, rank == 0 ? 0 : rank - 1)];
-}
 
-// Jain's fairness index: (sum x)^2 / (n * sum x^2); 1 = perfectly even.
-double Jain(const std::vector<double>& x) {
-  double sum = 0, squares = 0;
-  for (double v : x) {
-    sum += v;
-    squares += v * v;
-  }
-  return squares == 0 ? 0 : sum * sum / (static_cast<double>(x.size()) * squares);
-}
 
 // --- 1. Shared budget ---
 
@@ -415,8 +401,8 @@ bool RunShared(int redis_port, SharedResult* r) {
     gaps.push_back(absl::ToDoubleMilliseconds(sent[i] - sent[i - 1]));
   }
   r->gaps = static_cast<int64_t>(gaps.size());
-  r->gap_p50_ms = Percentile(gaps, 0.5);
-  r->gap_p99_ms = Percentile(gaps, 0.99);
+  r->gap_p50_ms = sag::bench::PercentileOf(gaps, 0.5);
+  r->gap_p99_ms = sag::bench::PercentileOf(gaps, 0.99);
   r->gap_max_ms = gaps.empty() ? 0 : *std::max_element(gaps.begin(), gaps.end());
 
   for (auto& g : gateways) {
@@ -623,8 +609,8 @@ int main(int argc, char** argv) {
   const int callers = absl::GetFlag(FLAGS_callers);
   const int64_t finished = sr.calls_ok + sr.calls_failed;
   const double success = finished > 0 ? 100.0 * sr.calls_ok / finished : 0;
-  const double jain_replicas = Jain(sr.ok_per_replica);
-  const double jain_callers = Jain(sr.ok_per_caller);
+  const double jain_replicas = sag::bench::JainIndex(sr.ok_per_replica);
+  const double jain_callers = sag::bench::JainIndex(sr.ok_per_caller);
   std::printf(
       "bench_scaleout 1: %d replicas sharing Redis, GetAudience limited to %s, %d callers x %d "
       "in flight per replica, %.1f s window after %.1f s warm-up\n",
@@ -697,10 +683,10 @@ int main(int argc, char** argv) {
               "p99 ms", "failed", "in-gateway ms");
   out["redis_latency"] = Json::array();
   for (const LatencyLevel& l : levels) {
-    const double p50_w = Percentile(l.with_redis.ms, 0.5),
-                 p99_w = Percentile(l.with_redis.ms, 0.99);
-    const double p50_o = Percentile(l.without_redis.ms, 0.5),
-                 p99_o = Percentile(l.without_redis.ms, 0.99);
+    const double p50_w = sag::bench::PercentileOf(l.with_redis.ms, 0.5),
+                 p99_w = sag::bench::PercentileOf(l.with_redis.ms, 0.99);
+    const double p50_o = sag::bench::PercentileOf(l.without_redis.ms, 0.5),
+                 p99_o = sag::bench::PercentileOf(l.without_redis.ms, 0.99);
     std::printf("  %-12d %-14s %9zu %9.3f %9.3f %8ld %16.3f\n", l.concurrency, "with Redis",
                 l.with_redis.ms.size(), p50_w, p99_w, static_cast<long>(l.with_redis.failed),
                 l.overhead_with_ms);
@@ -732,7 +718,7 @@ int main(int argc, char** argv) {
          {"added_p99_ms", p99_w - p99_o},
          {"added_in_gateway_mean_ms", l.overhead_with_ms - l.overhead_without_ms}});
   }
-  const double tt50 = Percentile(trytake, 0.5), tt99 = Percentile(trytake, 0.99);
+  const double tt50 = sag::bench::PercentileOf(trytake, 0.5), tt99 = sag::bench::PercentileOf(trytake, 0.99);
   std::printf("  %-36s p50 %.3f ms, p99 %.3f ms (%zu calls, one at a time, in this process)\n",
               "RedisBudgetStore::TryTake", tt50, tt99, trytake.size());
   std::printf(
