@@ -350,7 +350,6 @@ int Run() {
 
   int exit_code = 0;
   nlohmann::json out = {{"scenario", "proxy"}};
-  RemoveDirOnExit stack_dir;  // The gateway's temporary directory (its token file).
   {
     sag::testing::StackOptions options;
     options.start_sim = false;
@@ -365,7 +364,6 @@ int Run() {
     }
     sag::testing::Stack& s = **stack;
     const pid_t gateway_pid = s.gateway().pid();
-    stack_dir.path = s.dir();  // Removed after the Stack has stopped the gateway.
 
     // One call to check that the gateway translates the body; its size checks every later one.
     v1::GetAudienceRequest request;

@@ -7,11 +7,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
+#include <system_error>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 
 extern char** environ;
 
@@ -135,10 +140,38 @@ int PortFromLine(const std::string& line) {
   return std::stoi(m[1].str());
 }
 
+namespace {
+
+// The directories MakeTempDir() made, removed when the process exits.
+absl::Mutex temp_dirs_mu;
+std::vector<std::string>* temp_dirs ABSL_GUARDED_BY(temp_dirs_mu) = nullptr;
+
+void RemoveTempDirs() {
+  absl::MutexLock lock(&temp_dirs_mu);
+  if (temp_dirs == nullptr) return;
+  for (const std::string& dir : *temp_dirs) {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir, ignored);
+  }
+  temp_dirs->clear();
+}
+
+}  // namespace
+
 std::string MakeTempDir() {
   std::string tmpl = "/tmp/sag-test-XXXXXX";
   char* dir = mkdtemp(tmpl.data());
-  return dir != nullptr ? std::string(dir) : std::string();
+  if (dir == nullptr) return std::string();
+  const char* keep = std::getenv("SAG_KEEP_TEST_DIRS");
+  if (keep == nullptr || std::string(keep) != "1") {
+    absl::MutexLock lock(&temp_dirs_mu);
+    if (temp_dirs == nullptr) {
+      temp_dirs = new std::vector<std::string>();
+      std::atexit(RemoveTempDirs);
+    }
+    temp_dirs->push_back(dir);
+  }
+  return std::string(dir);
 }
 
 void WriteFile(const std::string& path, const std::string& content) {

@@ -53,7 +53,8 @@ class Subprocess {
 // The port in a line like "... listening on http://127.0.0.1:PORT ..." or "...on 127.0.0.1:PORT".
 int PortFromLine(const std::string& line);
 
-// A fresh temporary directory (removed by the caller if it cares).
+// A fresh temporary directory under /tmp (sag-test-*), removed with its contents when the process
+// exits (kept when SAG_KEEP_TEST_DIRS=1).
 std::string MakeTempDir();
 // Writes `content` to `path`.
 void WriteFile(const std::string& path, const std::string& content);
