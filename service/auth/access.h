@@ -22,10 +22,10 @@
 #ifndef SAG_SERVICE_AUTH_ACCESS_H_
 #define SAG_SERVICE_AUTH_ACCESS_H_
 
+#include <yaml-cpp/yaml.h>
+
 #include <string>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"

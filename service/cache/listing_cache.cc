@@ -184,8 +184,7 @@ void ListingCache::Core::Start(const std::shared_ptr<Flight>& flight, Fetch fetc
   fetch([completion](absl::StatusOr<std::string> result) { completion->Run(std::move(result)); });
 }
 
-void ListingCache::Core::Answer(const Done& done, absl::StatusOr<Bytes> value,
-                                Outcome outcome) {
+void ListingCache::Core::Answer(const Done& done, absl::StatusOr<Bytes> value, Outcome outcome) {
   switch (outcome) {
     case Outcome::kHit:
       hits_.fetch_add(1, std::memory_order_relaxed);

@@ -7,14 +7,14 @@
 #ifndef SAG_SERVICE_COMMON_STATUS_UTIL_H_
 #define SAG_SERVICE_COMMON_STATUS_UTIL_H_
 
-#include <string>
-#include "absl/strings/string_view.h"
-#include <vector>
-
 #include <google/protobuf/message.h>
 #include <grpcpp/support/status.h>
 
+#include <string>
+#include <vector>
+
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace sag {

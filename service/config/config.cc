@@ -14,13 +14,13 @@
 #include <sstream>
 #include <utility>
 
-#include "service/common/utf8.h"
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "service/common/utf8.h"
 
 namespace sag {
 namespace config {

@@ -12,9 +12,9 @@
 #ifndef SAG_SERVICE_OPERATIONS_OPERATION_TABLE_H_
 #define SAG_SERVICE_OPERATIONS_OPERATION_TABLE_H_
 
-#include "absl/strings/string_view.h"
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 
 namespace sag::ops {

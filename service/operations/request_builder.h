@@ -13,15 +13,15 @@
 #ifndef SAG_SERVICE_OPERATIONS_REQUEST_BUILDER_H_
 #define SAG_SERVICE_OPERATIONS_REQUEST_BUILDER_H_
 
-#include <memory>
-#include <string>
-#include "absl/strings/string_view.h"
-#include <vector>
-
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include <memory>
+#include <string>
+#include <vector>
+
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "service/operations/operation_table.h"
 #include "service/upstream/http.h"
 

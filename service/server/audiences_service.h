@@ -5,9 +5,9 @@
 #ifndef SAG_SERVICE_SERVER_AUDIENCES_SERVICE_H_
 #define SAG_SERVICE_SERVER_AUDIENCES_SERVICE_H_
 
-#include <string>
-
 #include <grpcpp/support/byte_buffer.h>
+
+#include <string>
 
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "service/operations/operation_table.h"

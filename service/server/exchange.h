@@ -19,12 +19,12 @@
 #ifndef SAG_SERVICE_SERVER_EXCHANGE_H_
 #define SAG_SERVICE_SERVER_EXCHANGE_H_
 
+#include <google/protobuf/message.h>
+
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <google/protobuf/message.h>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"

@@ -1,9 +1,5 @@
 #include "service/server/gateway.h"
 
-#include <atomic>
-#include <optional>
-#include <utility>
-
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/message.h>
@@ -11,6 +7,10 @@
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/byte_buffer.h>
+
+#include <atomic>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -466,10 +466,9 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
       parts_.cache == nullptr ||
       absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
   // Answers the call with a listing's bytes or an error, once.
-  auto answer = [this, call, context, response](CallInfo& info,
-                                                absl::StatusOr<cache::ListingCache::Bytes> value,
-                                                cache::Outcome outcome,
-                                                const ExchangeReport& report) {
+  auto answer = [this, call, context, response](
+                    CallInfo& info, absl::StatusOr<cache::ListingCache::Bytes> value,
+                    cache::Outcome outcome, const ExchangeReport& report) {
     info.cache = std::string(cache::OutcomeName(outcome));
     if (observers_.metrics != nullptr && parts_.cache != nullptr) {
       observers_.metrics->cache_requests->WithLabels({info.rpc, info.cache})->Increment();
@@ -521,8 +520,7 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
           *report = r;
           absl::StatusOr<std::string> bytes = Serialized(std::move(status), answer);
           if (!bytes.ok()) return finished(bytes.status(), cache::Outcome::kBypass);
-          finished(std::make_shared<const std::string>(*std::move(bytes)),
-                   cache::Outcome::kBypass);
+          finished(std::make_shared<const std::string>(*std::move(bytes)), cache::Outcome::kBypass);
         });
     call->SetExchange(std::move(exchange));
     return;

@@ -11,13 +11,13 @@
 #ifndef SAG_SERVICE_SERVER_GATEWAY_H_
 #define SAG_SERVICE_SERVER_GATEWAY_H_
 
-#include <memory>
-#include <functional>
-#include <string>
-#include <vector>
-
 #include <google/protobuf/message.h>
 #include <grpcpp/support/server_callback.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -36,7 +36,7 @@
 namespace grpc {
 class ByteBuffer;
 class CallbackServerContext;
-}
+}  // namespace grpc
 
 namespace sag {
 

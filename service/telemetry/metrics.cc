@@ -7,8 +7,8 @@
 #include <limits>
 #include <utility>
 
-#include "service/common/utf8.h"
 #include "absl/strings/str_cat.h"
+#include "service/common/utf8.h"
 
 namespace sag {
 namespace telemetry {

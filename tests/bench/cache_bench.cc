@@ -27,6 +27,9 @@
 // 1., a non-hit, a differing answer or an upstream request in 2., the byte bound broken in 3.),
 // so the smoke run in ctest can fail; the throughput ratio is a goal, printed, not enforced (it
 // depends on the machine).
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,13 +42,9 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -93,7 +92,6 @@ std::string UnlimitedRates() {
   }
   return absl::StrJoin(parts, ",");
 }
-
 
 std::string Scrape(int port) {
   httplib::Client client("127.0.0.1", port);

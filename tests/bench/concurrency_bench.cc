@@ -5,16 +5,16 @@
 //   bench_concurrency [--calls=2000] [--latency=500ms] [--json=FILE]
 //
 // Exit code 1 when a call fails (so the smoke run in ctest can fail).
+#include <grpcpp/grpcpp.h>
+
 #include <cstdio>
 #include <fstream>
 #include <future>
 #include <iostream>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

@@ -140,7 +140,6 @@ std::string FindNginx() {
   return "";
 }
 
-
 // The text of an nginx single-quoted string: nginx unescapes \' and \\ only. `$` would start a
 // variable, so a body holding one is refused by the caller.
 std::string NginxQuote(const std::string& s) {

@@ -184,8 +184,6 @@ absl::StatusOr<std::string> CreateAudience(Stack& s) {
   return created.audience().id();
 }
 
-
-
 // --- 1. Shared budget ---
 
 // Keeps `inflight` GetAudience calls going for every (replica, caller) until Stop(); each
@@ -718,7 +716,8 @@ int main(int argc, char** argv) {
          {"added_p99_ms", p99_w - p99_o},
          {"added_in_gateway_mean_ms", l.overhead_with_ms - l.overhead_without_ms}});
   }
-  const double tt50 = sag::bench::PercentileOf(trytake, 0.5), tt99 = sag::bench::PercentileOf(trytake, 0.99);
+  const double tt50 = sag::bench::PercentileOf(trytake, 0.5),
+               tt99 = sag::bench::PercentileOf(trytake, 0.99);
   std::printf("  %-36s p50 %.3f ms, p99 %.3f ms (%zu calls, one at a time, in this process)\n",
               "RedisBudgetStore::TryTake", tt50, tt99, trytake.size());
   std::printf(

@@ -3,14 +3,14 @@
 // is that whatever the bytes, a request either is refused with INVALID_ARGUMENT or becomes a
 // target whose path has exactly the template's segments, each made only of unreserved
 // characters and percent escapes, and whose query is only `key=value` pairs of the same.
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <string>
-
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/message.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_split.h"

@@ -2,16 +2,16 @@
 // The first byte picks a response message of the 14 operations (or an input model); the rest is
 // the JSON document. Properties checked: no crash (ASan/UBSan), and a document that translates
 // comes back identical after a second round trip (MessageToJson is a fixed point).
+#include <google/protobuf/message.h>
+#include <google/protobuf/util/message_differencer.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/message.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <nlohmann/json.hpp>
 
 #include "segment/audiences/v1/audiences.pb.h"
 #include "service/translate/json_proto.h"

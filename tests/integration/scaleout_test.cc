@@ -1,14 +1,14 @@
 // Several gateway replicas sharing one Redis (--redis_url): one rate budget, one view of writes,
 // and a conservative fallback while Redis is away. Real redis-server, segment-sim and gateways.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <future>
 #include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

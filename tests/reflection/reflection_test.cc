@@ -3,15 +3,14 @@
 // describes ListAudiencesRequest and calls ListAudiences, with no .proto file. The gateway and
 // segment-sim run as real processes (tests/common/stack.h); the audience it must list is created
 // here first. Needs `(cd tests/reflection && npm ci)`.
+#include <gtest/gtest.h>
 #include <signal.h>
 
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

@@ -80,8 +80,8 @@ class Answers {
     return [this](absl::StatusOr<ListingCache::Bytes> value, Outcome outcome) {
       absl::MutexLock lock(&mu_);
       EXPECT_TRUE(!value.ok() || *value != nullptr);
-      got_.push_back(Answer{value.ok() ? absl::StatusOr<std::string>(**value) : value.status(),
-                            outcome});
+      got_.push_back(
+          Answer{value.ok() ? absl::StatusOr<std::string>(**value) : value.status(), outcome});
     };
   }
   size_t size() const {
