@@ -577,6 +577,26 @@ void NextPageHint(Ctx& c, const v1::PaginationOutput& p, const std::string& what
             << ".\n";
 }
 
+// One page, or with --all every page's audiences merged into one response (with no pagination:
+// there is no next page to hint at).
+template <typename Req, typename Resp>
+absl::StatusOr<Resp> OneOrAllPages(
+    Ctx& c, const Req& req,
+    absl::Status (sa::Client::*for_each)(Req, absl::FunctionRef<bool(const Resp&)>,
+                                         const sa::CallOptions&),
+    absl::StatusOr<Resp> (sa::Client::*one)(const Req&, const sa::CallOptions&)) {
+  if (!c.args.GetBool("all")) return (c.client.get()->*one)(req, c.call);
+  Resp all;
+  CTL_RETURN_IF_ERROR((c.client.get()->*for_each)(
+      req,
+      [&all](const Resp& page) {
+        all.mutable_audiences()->MergeFrom(page.audiences());
+        return true;
+      },
+      c.call));
+  return all;
+}
+
 absl::Status AudiencesList(Ctx& c) {
   v1::ListAudiencesRequest req;
   CTL_RETURN_IF_ERROR(ReadInput(c, &req, nullptr));
@@ -588,18 +608,9 @@ absl::Status AudiencesList(Ctx& c) {
     req.clear_pagination();
   }
   if (c.args.Has("include")) req.set_include(c.args.Get("include"));
-  v1::ListAudiencesResponse resp;
-  if (c.args.GetBool("all")) {
-    CTL_RETURN_IF_ERROR(c.client->ForEachAudiencesPage(
-        req,
-        [&resp](const v1::ListAudiencesResponse& page) {
-          resp.mutable_audiences()->MergeFrom(page.audiences());
-          return true;
-        },
-        c.call));
-  } else {
-    CTL_ASSIGN_OR_RETURN(resp, c.client->ListAudiences(req, c.call));
-  }
+  CTL_ASSIGN_OR_RETURN(
+      v1::ListAudiencesResponse resp,
+      OneOrAllPages(c, req, &sa::Client::ForEachAudiencesPage, &sa::Client::ListAudiences));
   if (c.format == Format::kTable && resp.audiences_size() == 0) {
     std::cerr << "No audiences found in space " << req.space_id() << ".\n";
     return absl::OkStatus();
@@ -926,18 +937,9 @@ absl::Status ConsumersList(Ctx& c) {
     req.mutable_sort()->set_field(field);
     req.mutable_sort()->set_direction(direction);
   }
-  v1::ListAudienceConsumersFromSpaceAndAudienceResponse resp;
-  if (c.args.GetBool("all")) {
-    CTL_RETURN_IF_ERROR(c.client->ForEachAudienceConsumersPage(
-        req,
-        [&resp](const v1::ListAudienceConsumersFromSpaceAndAudienceResponse& page) {
-          resp.mutable_audiences()->MergeFrom(page.audiences());
-          return true;
-        },
-        c.call));
-  } else {
-    CTL_ASSIGN_OR_RETURN(resp, c.client->ListAudienceConsumersFromSpaceAndAudience(req, c.call));
-  }
+  CTL_ASSIGN_OR_RETURN(v1::ListAudienceConsumersFromSpaceAndAudienceResponse resp,
+                       OneOrAllPages(c, req, &sa::Client::ForEachAudienceConsumersPage,
+                                     &sa::Client::ListAudienceConsumersFromSpaceAndAudience));
   if (c.format == Format::kTable && resp.audiences_size() == 0) {
     std::cerr << "No audiences consume audience " << req.id() << ".\n";
     return absl::OkStatus();

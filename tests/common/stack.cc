@@ -1,10 +1,10 @@
 #include "tests/common/stack.h"
 
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <cstdlib>
-
-#include <httplib.h>
 
 #include "absl/strings/str_cat.h"
 
@@ -111,6 +111,26 @@ std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   return ctx;
+}
+
+std::unique_ptr<Stack> StartOrDie(StackOptions options) {
+  auto stack = Stack::Start(std::move(options));
+  EXPECT_TRUE(stack.ok()) << stack.status();
+  return stack.ok() ? std::move(*stack) : nullptr;
+}
+
+segment::audiences::v1::CreateAudienceRequest AudienceRequest(
+    const std::string& space, const std::string& name, segment::audiences::v1::AudienceType type,
+    const std::string& query) {
+  segment::audiences::v1::CreateAudienceRequest req;
+  req.set_space_id(space);
+  req.mutable_audience()->set_name(name);
+  req.mutable_audience()->set_audience_type(type);
+  req.mutable_audience()->mutable_definition()->set_query(query);
+  if (type == segment::audiences::v1::AUDIENCE_TYPE_LINKED) {
+    req.mutable_audience()->mutable_definition()->set_target_entity("profile");
+  }
+  return req;
 }
 
 }  // namespace sag::testing

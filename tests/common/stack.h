@@ -3,13 +3,13 @@
 #ifndef SAG_TESTS_COMMON_STACK_H_
 #define SAG_TESTS_COMMON_STACK_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/status/statusor.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
@@ -68,6 +68,16 @@ class Stack {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<segment::audiences::v1::AudiencesService::Stub> stub_;
 };
+
+// Stack::Start, failing the current test (and returning nullptr) when the stack cannot start.
+std::unique_ptr<Stack> StartOrDie(StackOptions options = {});
+
+// A CreateAudience request for a test audience `name` in `space`, of `type` (a LINKED one
+// targets "profile"), defined by `query`.
+segment::audiences::v1::CreateAudienceRequest AudienceRequest(
+    const std::string& space, const std::string& name,
+    segment::audiences::v1::AudienceType type = segment::audiences::v1::AUDIENCE_TYPE_USERS,
+    const std::string& query = "event('Purchased').count() >= 1");
 
 // A context whose deadline is `timeout` from now.
 std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout = absl::Seconds(10));

@@ -2,19 +2,18 @@
 // Read-your-writes after every kind of write, x-cache values (hit, miss, bypass, stale), key
 // separation, singleflight and the cache metrics. Upstream request counts come from the
 // simulator's /__sim/stats, so every claim about "no upstream call" is checked at the source.
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-#include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -171,14 +170,7 @@ v1::AudienceSummary CreateAudience(Stack& s, const std::string& name,
                                    v1::AudienceType type = v1::AUDIENCE_TYPE_USERS,
                                    const std::string& query = "event('Purchased').count() >= 1",
                                    const std::string& space = kSpace) {
-  v1::CreateAudienceRequest req;
-  req.set_space_id(space);
-  req.mutable_audience()->set_name(name);
-  req.mutable_audience()->set_audience_type(type);
-  req.mutable_audience()->mutable_definition()->set_query(query);
-  if (type == v1::AUDIENCE_TYPE_LINKED) {
-    req.mutable_audience()->mutable_definition()->set_target_entity("profile");
-  }
+  v1::CreateAudienceRequest req = AudienceRequest(space, name, type, query);
   v1::CreateAudienceResponse resp;
   grpc::Status st = s.stub().CreateAudience(Context().get(), req, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
@@ -851,7 +843,6 @@ TEST(CacheMetricsTest, HitsMissesAndBypassesAreCounted) {
   EXPECT_GT(MetricValue(after, "audiences_gateway_cache_bytes", {}), 0) << after;
 }
 
-
 // The three listings are served as raw methods (a hit sends the stored bytes): a request that is
 // not a valid message of the method's request type gets INVALID_ARGUMENT naming the type, and
 // never reaches the upstream or the cache; a valid one still gets the typed answer.
@@ -876,18 +867,21 @@ TEST(CacheRawMethodTest, MalformedListingRequestsAreInvalidArgumentAndNeverSentU
   };
   const int64_t before = Upstream(s, kListAudiences);
   const std::vector<std::string> hostile = {
-      std::string("\xff\xff\xff\xff", 4),                // A truncated varint key.
-      std::string("\x0a\x80\x80\x80\x80\x10", 6),        // space_id claiming 4 GiB.
-      std::string("\x0a\x05" "ab", 4),                    // space_id cut short.
-      std::string("\x0a\x02\xc3\x28", 4),                // space_id that is not UTF-8.
-      std::string(1 << 20, '\x07'),                      // 1 MiB of field-0 garbage.
+      std::string("\xff\xff\xff\xff", 4),          // A truncated varint key.
+      std::string("\x0a\x80\x80\x80\x80\x10", 6),  // space_id claiming 4 GiB.
+      std::string("\x0a\x05"
+                  "ab",
+                  4),                      // space_id cut short.
+      std::string("\x0a\x02\xc3\x28", 4),  // space_id that is not UTF-8.
+      std::string(1 << 20, '\x07'),        // 1 MiB of field-0 garbage.
   };
   for (const char* rpc : {"ListAudiences", "ListAudienceSchedulesFromSpaceAndAudience",
                           "ListAudienceConsumersFromSpaceAndAudience"}) {
     for (const std::string& bytes : hostile) {
-      grpc::Status st = raw_call(absl::StrCat("/segment.audiences.v1.AudiencesService/", rpc), bytes);
-      EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << rpc << ": "
-                                                                     << st.error_message();
+      grpc::Status st =
+          raw_call(absl::StrCat("/segment.audiences.v1.AudiencesService/", rpc), bytes);
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+          << rpc << ": " << st.error_message();
       EXPECT_TRUE(absl::StrContains(st.error_message(), absl::StrCat(rpc, "Request")))
           << st.error_message();
     }

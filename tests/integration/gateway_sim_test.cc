@@ -1,15 +1,14 @@
 // audiences-gateway against segment-sim, both started as real processes on loopback ports:
 // every RPC end to end, errors and their details, hostile ids, deadlines.
+#include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <future>
 #include <string>
 #include <vector>
-
-#include <google/protobuf/util/message_differencer.h>
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -24,24 +23,11 @@ namespace {
 namespace v1 = segment::audiences::v1;
 constexpr char kSpace[] = "9aQ1Lj62S4bomZKLF4DPqW";
 
-std::unique_ptr<Stack> StartOrDie(StackOptions options = {}) {
-  auto stack = Stack::Start(std::move(options));
-  EXPECT_TRUE(stack.ok()) << stack.status();
-  return stack.ok() ? std::move(*stack) : nullptr;
-}
-
 v1::AudienceSummary CreateAudience(Stack& s, const std::string& name, v1::AudienceType type,
                                    const std::string& query = "event('Purchased').count() >= 1") {
-  v1::CreateAudienceRequest req;
-  req.set_space_id(kSpace);
-  req.mutable_audience()->set_name(name);
+  v1::CreateAudienceRequest req = AudienceRequest(kSpace, name, type, query);
   req.mutable_audience()->set_enabled(true);
   req.mutable_audience()->set_description("made by a test");
-  req.mutable_audience()->set_audience_type(type);
-  req.mutable_audience()->mutable_definition()->set_query(query);
-  if (type == v1::AUDIENCE_TYPE_LINKED) {
-    req.mutable_audience()->mutable_definition()->set_target_entity("profile");
-  }
   v1::CreateAudienceResponse resp;
   grpc::Status st = s.stub().CreateAudience(Context().get(), req, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();

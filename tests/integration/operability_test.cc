@@ -3,22 +3,21 @@
 // log and the upstream together, grpc.health.v1, graceful shutdown with calls in flight and
 // queued, and the --config file, --version and --help. The gateway and segment-sim run as real
 // processes on loopback (tests/common/stack.h).
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/support/sync_stream.h>
+#include <gtest/gtest.h>
+#include <httplib.h>
 #include <signal.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/generic/generic_stub.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/support/sync_stream.h>
-#include <gtest/gtest.h>
-#include <httplib.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -43,12 +42,6 @@ constexpr char kService[] = "segment.audiences.v1.AudiencesService";
 constexpr char kPython[] = "/usr/bin/python3";  // Debian's, where python3-prometheus-client is.
 constexpr int kServing = 1;
 constexpr int kNotServing = 2;
-
-std::unique_ptr<Stack> StartOrDie(StackOptions options = {}) {
-  auto stack = Stack::Start(std::move(options));
-  EXPECT_TRUE(stack.ok()) << stack.status();
-  return stack.ok() ? std::move(*stack) : nullptr;
-}
 
 // ---- child processes --------------------------------------------------------------------------
 
@@ -325,12 +318,8 @@ absl::StatusOr<int> HealthCheck(const std::shared_ptr<grpc::Channel>& channel,
 }
 
 v1::AudienceSummary CreateAudience(Stack& s, const std::string& name) {
-  v1::CreateAudienceRequest req;
-  req.set_space_id(kSpace);
-  req.mutable_audience()->set_name(name);
+  v1::CreateAudienceRequest req = AudienceRequest(kSpace, name);
   req.mutable_audience()->set_enabled(true);
-  req.mutable_audience()->set_audience_type(v1::AUDIENCE_TYPE_USERS);
-  req.mutable_audience()->mutable_definition()->set_query("event('Purchased').count() >= 1");
   v1::CreateAudienceResponse resp;
   grpc::Status st = s.stub().CreateAudience(Context(absl::Seconds(30)).get(), req, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();

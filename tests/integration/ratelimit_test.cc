@@ -38,14 +38,6 @@ namespace {
 namespace v1 = segment::audiences::v1;
 constexpr char kSpace[] = "9aQ1Lj62S4bomZKLF4DPqW";
 
-std::unique_ptr<Stack> StartOrDie(StackOptions options) {
-  // A free metrics port: the default (9464) would collide with any other gateway running.
-  options.gateway_args.push_back("--metrics_listen=127.0.0.1:0");
-  auto stack = Stack::Start(std::move(options));
-  EXPECT_TRUE(stack.ok()) << stack.status();
-  return stack.ok() ? std::move(*stack) : nullptr;
-}
-
 std::unique_ptr<grpc::ClientContext> CallerContext(const std::string& caller,
                                                    absl::Duration timeout) {
   auto ctx = Context(timeout);
@@ -71,11 +63,7 @@ bool FindDetail(const grpc::Status& st, Detail* out) {
 }
 
 std::string CreateAudienceOrDie(Stack& s, const std::string& name) {
-  v1::CreateAudienceRequest req;
-  req.set_space_id(kSpace);
-  req.mutable_audience()->set_name(name);
-  req.mutable_audience()->set_audience_type(v1::AUDIENCE_TYPE_USERS);
-  req.mutable_audience()->mutable_definition()->set_query("event('Purchased').count() >= 1");
+  v1::CreateAudienceRequest req = AudienceRequest(kSpace, name);
   v1::CreateAudienceResponse resp;
   grpc::Status st = s.stub().CreateAudience(Context().get(), req, &resp);
   EXPECT_TRUE(st.ok()) << st.error_message();
@@ -388,11 +376,7 @@ TEST(RateLimitIntegrationTest, WriteExecutedThen500IsNotRetriedIntoADuplicate) {
   int ok = 0;
   int unavailable = 0;
   for (int i = 0; i < kCalls; ++i) {
-    v1::CreateAudienceRequest req;
-    req.set_space_id(kSpace);
-    req.mutable_audience()->set_name(absl::StrCat("Audience ", i));
-    req.mutable_audience()->set_audience_type(v1::AUDIENCE_TYPE_USERS);
-    req.mutable_audience()->mutable_definition()->set_query("event('Purchased').count() >= 1");
+    v1::CreateAudienceRequest req = AudienceRequest(kSpace, absl::StrCat("Audience ", i));
     v1::CreateAudienceResponse resp;
     grpc::Status st = stack->stub().CreateAudience(Context().get(), req, &resp);
     if (st.ok()) {
@@ -424,11 +408,7 @@ TEST(RateLimitIntegrationTest, WriteAnswered5xxOrResetBeforeExecutionIsNotRetrie
     constexpr int kCalls = 30;
     int ok = 0;
     for (int i = 0; i < kCalls; ++i) {
-      v1::CreateAudienceRequest req;
-      req.set_space_id(kSpace);
-      req.mutable_audience()->set_name(absl::StrCat("Audience ", i));
-      req.mutable_audience()->set_audience_type(v1::AUDIENCE_TYPE_USERS);
-      req.mutable_audience()->mutable_definition()->set_query("event('Purchased').count() >= 1");
+      v1::CreateAudienceRequest req = AudienceRequest(kSpace, absl::StrCat("Audience ", i));
       v1::CreateAudienceResponse resp;
       grpc::Status st = stack->stub().CreateAudience(Context().get(), req, &resp);
       if (st.ok()) {

@@ -1,6 +1,8 @@
 // Tokens, callers and access: mutual TLS with a certificate chain made here with openssl,
 // per-caller secrets, access rules, several workspaces, audit lines, token reload (including
 // the Kubernetes Secret `..data` symlink swap), and the token never showing anywhere.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,13 +10,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -94,11 +93,8 @@ grpc::Status CreateVia(std::shared_ptr<grpc::Channel> channel, const std::string
   auto stub = v1::AudiencesService::NewStub(channel);
   auto ctx = Context(absl::Seconds(10));
   for (const auto& [k, v] : metadata) ctx->AddMetadata(k, v);
-  v1::CreateAudienceRequest req;
-  req.set_space_id(space);
-  req.mutable_audience()->set_name("audited");
-  req.mutable_audience()->set_audience_type(v1::AUDIENCE_TYPE_USERS);
-  req.mutable_audience()->mutable_definition()->set_query("event('x').count() >= 1");
+  v1::CreateAudienceRequest req =
+      AudienceRequest(space, "audited", v1::AUDIENCE_TYPE_USERS, "event('x').count() >= 1");
   v1::CreateAudienceResponse resp;
   return stub->CreateAudience(ctx.get(), req, &resp);
 }
