@@ -383,11 +383,6 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
   ExchangeParams params;
   if (!Admit(rpc, context, *request, call, *info, params)) return call;
   const ops::Operation& op = params.builder->op();
-  if (op.cacheable) {
-    // A listing served through the typed API (not registered raw): never cached.
-    info->cache = "bypass";
-    context->AddInitialMetadata("x-cache", "bypass");
-  }
   auto exchange =
       Exchange::Start(env_, std::move(params),
                       [this, call, request, response, info, &op](

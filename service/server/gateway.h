@@ -79,8 +79,8 @@ class Gateway {
                                                          GatewayParts parts = {},
                                                          GatewayObservers observers = {});
 
-  // Serves one call of `rpc`. `request` and `response` belong to gRPC and live until the
-  // returned reactor is done.
+  // Serves one call of `rpc` (not a cacheable listing: those go to HandleListing). `request` and
+  // `response` belong to gRPC and live until the returned reactor is done.
   grpc::ServerUnaryReactor* Handle(absl::string_view rpc, grpc::CallbackServerContext* context,
                                    const google::protobuf::Message* request,
                                    google::protobuf::Message* response);

@@ -299,6 +299,7 @@ struct QueueResult {
   int cancelled = 0;
   double cancel_all_s = 0;
   int queue_after_cancel = -1;
+  double queue_drained_s = 0;  // From the cancels until the gateway's queue was empty.
   int64_t upstream = 0;
   std::string first_error;
 };
@@ -383,8 +384,15 @@ bool RunQueue(absl::Duration sample, QueueResult* r) {
       r->first_error = absl::StrCat(c->status.error_code(), ": ", c->status.error_message());
     }
   }
-  absl::SleepFor(absl::Milliseconds(200));
-  r->queue_after_cancel = static_cast<int>(MetricValue(Metrics(metrics_port), depth_series));
+  // The client sees CANCELLED at once; the gateway's queue empties as the cancellations reach it
+  // (later on a loaded machine or under ASan): wait for that, at most 10 s.
+  const absl::Time drain_give_up = absl::Now() + absl::Seconds(10);
+  while (true) {
+    r->queue_after_cancel = static_cast<int>(MetricValue(Metrics(metrics_port), depth_series));
+    if (r->queue_after_cancel == 0 || absl::Now() >= drain_give_up) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  r->queue_drained_s = absl::ToDoubleSeconds(absl::Now() - cancel_start);
   r->upstream = stack->SimStats()["by_operation"].value("GetAudience", int64_t{-1});
   return true;
 }
@@ -473,8 +481,8 @@ int main(int argc, char** argv) {
         absl::StrCat(q.calls, " ", Mark(q.queued_seen == q.calls)).c_str());
     std::printf(
         "  %-36s %-50s %s\n", "cancelled",
-        absl::StrFormat("%d / %d in %.2f s, queue depth after: %d", q.cancelled, q.calls,
-                        q.cancel_all_s, q.queue_after_cancel)
+        absl::StrFormat("%d / %d in %.2f s, queue depth %d after %.2f s", q.cancelled, q.calls,
+                        q.cancel_all_s, q.queue_after_cancel, q.queue_drained_s)
             .c_str(),
         absl::StrCat("all, 0 ", Mark(q.cancelled == q.calls && q.queue_after_cancel == 0)).c_str());
     std::printf("  %-36s %-50s %s\n", "upstream requests",
@@ -515,6 +523,7 @@ int main(int argc, char** argv) {
                      {"cancelled", q.cancelled},
                      {"cancel_all_s", q.cancel_all_s},
                      {"queue_after_cancel", q.queue_after_cancel},
+                     {"queue_drained_s", q.queue_drained_s},
                      {"upstream_requests", q.upstream}};
     }
     std::ofstream(path) << j.dump(2) << "\n";
