@@ -1,5 +1,5 @@
 // Turns the upstream's HTTP answer into the RPC's response message or an error, as
-// CONTRACT.md section 3 maps them:
+// the error mapping in service/README.md says:
 //   2xx -> the `data` object, translated into the response message;
 //   404 -> NOT_FOUND; 422 (and 400) -> INVALID_ARGUMENT with a google.rpc.BadRequest built from
 //   the envelope's `field`s; 429 -> RESOURCE_EXHAUSTED with google.rpc.RetryInfo (msBeforeNext,

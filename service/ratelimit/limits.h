@@ -1,7 +1,7 @@
 // Rate limits as data: what `--rate_limits` says and which limit applies to an RPC.
 //
 // A Limit is "`requests` calls per `per`" for one lane (one token/workspace and one operation).
-// ParseRateLimits reads the `--rate_limits` flag (CONTRACT.md section 4):
+// ParseRateLimits reads the `--rate_limits` flag (service/README.md, flags):
 //
 //   OP=N/DURATION[,OP=N/DURATION...]     e.g. "ListAudiences=60/1m,default=10/1s"
 //

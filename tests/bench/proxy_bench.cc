@@ -89,7 +89,7 @@ constexpr char kAccept[] = "application/vnd.segment.v1beta+json";
 constexpr absl::Duration kRoundWarmup = absl::Milliseconds(100);
 
 // A GetAudience 200 body as the API returns it (every field of
-// AudienceSummaryWithAudienceTypeAndLookback in shared/reference, realistic values, 1 schedule).
+// AudienceSummaryWithAudienceTypeAndLookback in tests/reference, realistic values, 1 schedule).
 std::string AudienceBody() {
   nlohmann::json audience = {
       {"id", kAudience},

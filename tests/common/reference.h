@@ -1,4 +1,4 @@
-// The Segment Audiences API reference (shared/reference/segment-audiences-api-v65.json) as the
+// The Segment Audiences API reference (tests/reference/segment-audiences-api-v65.json) as the
 // tests use it: its operations and models, the proto message of each model, and a generator of
 // JSON documents for any model.
 //

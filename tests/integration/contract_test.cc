@@ -1,5 +1,5 @@
 // The contract of audiences-gateway against an independent implementation of the REST API built
-// from the reference files (shared/reference/segment-audiences-api-v65.json and
+// from the reference files (tests/reference/segment-audiences-api-v65.json and
 // segment-api-behaviour.md):
 //
 //   all 14 RPCs send exactly the documented request (method, path, query, headers, body) and

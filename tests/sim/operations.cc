@@ -13,7 +13,7 @@ constexpr absl::string_view kV1Alpha = "application/vnd.segment.v1alpha+json";
 constexpr absl::string_view kJson = "application/json";
 
 std::vector<Operation> BuildTable() {
-  // Straight from reference/segment-audiences-api-v65.json, "operations".
+  // Straight from tests/reference/segment-audiences-api-v65.json, "operations".
   std::vector<Operation> ops = {
       {OpId::kAddAudienceScheduleToAudience,
        "AddAudienceScheduleToAudience",

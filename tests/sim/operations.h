@@ -1,5 +1,5 @@
 // The operation table of segment-sim: one row per REST operation of the Segment Public API's
-// Audiences tag (API v65), as listed in reference/segment-audiences-api-v65.md.
+// Audiences tag (API v65), as listed in tests/reference/segment-audiences-api-v65.md.
 //
 // Promises:
 //  - AllOperations() holds exactly the 14 operations, immutable, safe to read from any thread.

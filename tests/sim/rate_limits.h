@@ -1,7 +1,7 @@
 // Rate limits of segment-sim.
 //
 // RateLimitConfig: which limit (N requests per DURATION) applies to which operation. It starts
-// from the documented per-endpoint limits (reference/segment-api-behaviour.md) and takes
+// from the documented per-endpoint limits (tests/reference/segment-api-behaviour.md) and takes
 // overrides in the `--rate_limits` syntax "OP=N/DURATION,..." where OP is an RPC name
 // (PascalCase) or "default" and DURATION an absl duration ("50/1m", "10/1s"). "default" changes
 // only the operations without an explicit (documented or given) entry. Immutable once built.

@@ -1,5 +1,5 @@
 // Strict validation of request bodies and query strings, model by model, as
-// reference/segment-audiences-api-v65.md describes them.
+// tests/reference/segment-audiences-api-v65.md describes them.
 //
 // Promises: every problem found becomes one FieldError naming the JSON path of the offending
 // field ("name", "definition.query", "config.interval", "pagination.count", ...). Unknown

@@ -1,7 +1,7 @@
 // Tests of the JSON <-> protobuf translator (service/translate/json_proto.h).
 //
 // The round-trip tests generate their documents from the reference models
-// (shared/reference/segment-audiences-api-v65.json), so every model field is exercised: for each
+// (tests/reference/segment-audiences-api-v65.json), so every model field is exercised: for each
 // operation's response `data` model and each input model, a document with every field and one
 // with only the required fields, in three variants that between them use every enum value and
 // every member of every anyOf.
@@ -258,7 +258,7 @@ TEST(TranslateReferenceTest, EveryModelFieldHasAProtoField) {
   EXPECT_GT(fields, 100);
 }
 
-// Request messages: path parameters, query parameters and body, as CONTRACT.md section 2 says.
+// Request messages: path parameters, query parameters and body, as service/README.md (the API) says.
 TEST(TranslateReferenceTest, RequestsCarryPathQueryAndBody) {
   const pb::DescriptorPool* pool = pb::DescriptorPool::generated_pool();
   ASSERT_EQ(Operations().size(), 14u);

@@ -16,7 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-// Flags as the gateway declares them (names match CONTRACT.md section 4).
+// Flags as the gateway declares them (names as the flags table of service/README.md lists them).
 ABSL_FLAG(std::string, listen, "0.0.0.0:50051", "gRPC address");
 ABSL_FLAG(std::string, metrics_listen, "0.0.0.0:9464", "metrics address");
 ABSL_FLAG(absl::Duration, cache_ttl, absl::Seconds(30), "listing cache freshness");
