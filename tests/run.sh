@@ -4,7 +4,9 @@
 # Sanitizer, runs them all through ctest, then runs each libFuzzer target for a bounded time.
 #
 #   tests/run.sh                     everything (the image-recipe build is left out: see below)
-#   BUILD_DIR=... tests/run.sh       another build directory (default build)
+#   BUILD_DIR=... tests/run.sh       another build directory (default build/test; the fuzzers
+#                                    build in $FUZZ_BUILD_DIR, default build/fuzz; deploy/local/run.sh
+#                                    keeps its own build/release)
 #   SAG_RECIPE=1 tests/run.sh        also run deploy/docker/build.sh for real (a Release build)
 #   FUZZ_SECONDS=N tests/run.sh      seconds per fuzz target (default 30; 0 skips fuzzing)
 set -euo pipefail
@@ -17,10 +19,12 @@ for dir in tests/lint tests/deploy tests/reflection; do
   fi
 done
 
-build="${BUILD_DIR:-build}"
+build="${BUILD_DIR:-build/test}"
 # -O1 -g1: what AddressSanitizer recommends, with line tables for its reports; compiles much
 # faster than -O2 -g on 2 cores.
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAG_SANITIZE=ON \
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S . -B "$build" "${launcher[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAG_SANITIZE=ON \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 cmake --build "$build" -j"$(nproc)"
 
@@ -31,5 +35,5 @@ exclude="recipe"
 ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 600 -LE "$exclude"
 
 if [ "${FUZZ_SECONDS:-30}" != 0 ]; then
-  BUILD_DIR="$build-fuzz" FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/fuzz/run.sh
+  BUILD_DIR="${FUZZ_BUILD_DIR:-build/fuzz}" FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/fuzz/run.sh
 fi

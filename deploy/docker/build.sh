@@ -5,7 +5,7 @@
 #
 #   deploy/docker/build.sh [BUILD_DIR [OUT_DIR]]
 #
-#   BUILD_DIR  CMake build directory (default: build-docker)
+#   BUILD_DIR  CMake build directory (default: build/docker)
 #   OUT_DIR    what the runtime stage takes (default: BUILD_DIR/stage):
 #                OUT_DIR/usr/local/bin/audiences-gateway, audiencesctl, segment-sim (stripped)
 #                OUT_DIR/runtime-packages.txt: the Debian packages holding every shared library
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-build="${1:-build-docker}"
+build="${1:-build/docker}"
 out="${2:-$build/stage}"
 tests="${SAG_BUILD_TESTS:-OFF}"
 build_type="${CMAKE_BUILD_TYPE:-Release}"

@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
   libspdlog-dev libhiredis-dev libyaml-cpp-dev libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
-  redis-server curl python3 python3-prometheus-client nginx-light
+  redis-server curl python3 python3-prometheus-client nginx-light ccache
 )
 # Node.js runs the lint tools (buf); any Node >= 18 with npm will do, Debian's or another.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)

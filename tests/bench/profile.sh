@@ -10,7 +10,7 @@
 # inclusive instructions. GATEWAY_BINARY (default: the build's) lets two builds be compared.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build="$(realpath "${1:-build-bench}")"
+build="$(realpath "${1:-build/bench}")"
 binary="$(realpath "${2:-$build/service/audiences-gateway}")"
 command -v valgrind >/dev/null || { echo "profile.sh: needs valgrind" >&2; exit 77; }
 work="$(mktemp -d)"

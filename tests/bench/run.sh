@@ -3,14 +3,14 @@
 # loopback (each starts its own segment-sim / nginx / redis-server / gateways and stops them),
 # prints each one's figures, then one table of the headline figures with their same-run
 # baselines and goals. JSON: one file per benchmark and summary.json in $OUT_DIR
-# (default build-bench/results).
+# (default build/bench/results).
 #
 #   tests/bench/run.sh            # everything, ~6 minutes after the build on 2 cores
 #   BENCHES="proxy cache" tests/bench/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 deploy/local/install-deps.sh || exit 1
-build="${BUILD_DIR:-build-bench}"
+build="${BUILD_DIR:-build/bench}"
 out="${OUT_DIR:-$build/results}"
 benches="${BENCHES:-proxy cache ratelimit concurrency scaleout translate}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1

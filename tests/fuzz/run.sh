@@ -4,7 +4,7 @@
 # $BUILD_DIR/fuzz-artifacts/. Seeds grow in $BUILD_DIR/fuzz-corpus (not committed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-build="${BUILD_DIR:-build-fuzz}"
+build="${BUILD_DIR:-build/fuzz}"
 seconds="${FUZZ_SECONDS:-60}"
 CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSAG_FUZZ=ON \
   -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O2 -g1 -DNDEBUG" \
