@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark command (README, "Performance"): builds in Release, runs every benchmark on
+# The benchmark command (tests/README.md, "Performance"): builds in Release, runs every benchmark on
 # loopback (each starts its own segment-sim / nginx / redis-server / gateways and stops them),
 # prints each one's figures, then one table of the headline figures with their same-run
 # baselines and goals. JSON: one file per benchmark and summary.json in $OUT_DIR

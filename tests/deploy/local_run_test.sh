@@ -13,9 +13,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/sag-test-localrun.XXXXXX")
 script_pid=""
 # shellcheck disable=SC2317  # called by the EXIT trap
 finish() {
-  [ -n "$script_pid" ] && kill -KILL -- "-$script_pid" 2>/dev/null
-  pkill -KILL -f -- "--listen=127.0.0.1:$gw_port" 2>/dev/null
-  pkill -KILL -f -- "--listen=127.0.0.1:$sim_port" 2>/dev/null
+  # set -e applies here too: nothing left to kill is the good case, not an error.
+  if [ -n "$script_pid" ]; then kill -KILL -- "-$script_pid" 2>/dev/null || true; fi
+  pkill -KILL -f -- "--listen=127.0.0.1:$gw_port" 2>/dev/null || true
+  pkill -KILL -f -- "--listen=127.0.0.1:$sim_port" 2>/dev/null || true
   rm -rf "$work"
 }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -34,11 +35,15 @@ wait_for() {
   exit 1
 }
 
-# A session of its own: its process group stands for the terminal's foreground job.
+# A process group of its own stands for the terminal's foreground job. Job control
+# on (set -m): without it bash starts background jobs with SIGINT ignored, and a signal ignored on
+# entry cannot be trapped, so run.sh would never see the Ctrl-C a terminal would deliver.
+set -m
 GATEWAY_BIN=$gateway_bin SIM_BIN=$sim_bin GATEWAY_LISTEN=127.0.0.1:$gw_port \
-  SIM_LISTEN=127.0.0.1:$sim_port setsid "$repo/deploy/local/run.sh" \
+  SIM_LISTEN=127.0.0.1:$sim_port "$repo/deploy/local/run.sh" \
   --metrics_listen="127.0.0.1:$metrics_port" --shutdown_grace=5s >"$work/out" 2>&1 &
 script_pid=$!
+set +m
 wait_for 60 "the gateway answers /metrics" curl -fsS "http://127.0.0.1:$metrics_port/metrics"
 
 kill -INT -- "-$script_pid"  # Ctrl-C: SIGINT to the foreground process group
@@ -55,7 +60,7 @@ script_pid=""
 failed=0
 # holds DESCRIPTION COMMAND...: the command succeeds; lacks: it fails.
 holds() { if "${@:2}"; then echo "ok: $1"; else echo "FAIL: $1" >&2; failed=1; fi; }
-lacks() { if "${@:2}"; then echo "FAIL: $1" >&2; failed=1; else echo "ok: $1"; fi; }
+lacks() { if "${@:2}"; then echo "FAIL: $1" >&2; failed=1; else echo "ok: not so: $1"; fi; }
 up() { curl -fsS "$1" >/dev/null 2>&1; }
 holds "run.sh exits 0 after Ctrl-C (got $rc)" [ "$rc" = 0 ]
 holds "the gateway drained once" [ "$(grep -c '"msg":"shutting down"' "$work/out")" = 1 ]
