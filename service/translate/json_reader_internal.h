@@ -1,6 +1,6 @@
-// Reader internals (json_reader.cc): the scalar rules, which take a Scalar (a JSON value's kind and
-// payload) rather than an nlohmann::json so that values that are not in a DOM can use them too,
-// and the readers of whole JSON values. Not for use outside the reader.
+// Reader internals shared by the DOM reader (json_reader.cc, JsonToMessage) and the text reader
+// (json_text_reader.cc, JsonTextToMessage): the scalar rules and the readers of whole JSON
+// values, so that both apply the same code to the same values. Not for use outside the reader.
 //
 // What it promises: each function reads a value into a message exactly as JsonToMessage would
 // at that place, and returns OK or InvalidArgument naming the JSON path (`path` may be null: the
@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "google/protobuf/descriptor.h"
@@ -74,6 +75,16 @@ absl::Status ReadField(const nlohmann::json& v, const google::protobuf::FieldDes
 // Reads the object `j` into the member of `oneof` that fits it (rules 3a-3c).
 absl::Status ReadAnyOf(const nlohmann::json& j, const google::protobuf::OneofDescriptor* oneof,
                        google::protobuf::Message* m, const Path* path, int depth);
+
+// The text reader's streaming pass alone (JsonTextToMessage runs it first; tests run it to prove
+// that documents are read without the DOM). `member` null: the document is the message.
+enum class StreamResult {
+  kRead,    // `*out` holds the document, exactly as JsonToMessage would read it
+  kRedo,    // the document must be read the DOM way (an error, a duplicate key, ...)
+  kSyntax,  // the text is not JSON; `*error_byte` (if not null) is where the parser stopped
+};
+StreamResult StreamTextToMessage(std::string_view json, const std::string_view* member,
+                                 google::protobuf::Message* out, size_t* error_byte);
 
 }  // namespace sag::translate::internal
 
