@@ -1,10 +1,12 @@
 // UTF-8 validation shared by the components that must never emit or accept broken text (the
-// config loader, the metrics exposition). Header-only, no dependencies.
+// config loader, the metrics exposition, the JSON <-> protobuf translator). Header-only, no
+// dependencies beyond Abseil's string_view.
 #ifndef SAG_SERVICE_COMMON_UTF8_H_
 #define SAG_SERVICE_COMMON_UTF8_H_
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/strings/string_view.h"
 
@@ -40,6 +42,34 @@ inline size_t Utf8SequenceLength(absl::string_view s, size_t i) {
     return 0;
   }
   return len;
+}
+
+// Whether all of `s` is well-formed UTF-8.
+inline bool IsValidUtf8(absl::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = Utf8SequenceLength(s, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+// `s` with every byte that does not start a well-formed sequence replaced by U+FFFD.
+inline std::string SanitizeUtf8(absl::string_view s) {
+  if (IsValidUtf8(s)) return std::string(s);
+  std::string out;
+  out.reserve(s.size() + 8);
+  for (size_t i = 0; i < s.size();) {
+    const size_t len = Utf8SequenceLength(s, i);
+    if (len == 0) {
+      out.append("\xEF\xBF\xBD");
+      ++i;
+    } else {
+      out.append(s.data() + i, len);
+      i += len;
+    }
+  }
+  return out;
 }
 
 }  // namespace sag

@@ -123,23 +123,23 @@ absl::Status DecodeResponse(const upstream::HttpResponse& response, google::prot
                             absl::Time now) {
   out->Clear();
   if (response.status < 200 || response.status > 299) return ErrorFromResponse(response, now);
-  nlohmann::json body = nlohmann::json::parse(response.body, nullptr, false);
-  if (body.is_discarded()) {
-    return absl::UnavailableError(absl::StrCat("Segment API answered HTTP ", response.status,
-                                               " with a body that is not JSON (",
-                                               response.body.size(), " bytes)"));
+  // The body is {"data": <the message>}, parsed straight into `out` (no DOM of the body).
+  translate::TextError error = translate::TextError::kNone;
+  const absl::Status s = translate::JsonTextToMessage(response.body, "data", out, &error);
+  if (s.ok()) return absl::OkStatus();
+  out->Clear();
+  switch (error) {
+    case translate::TextError::kSyntax:
+      return absl::UnavailableError(absl::StrCat("Segment API answered HTTP ", response.status,
+                                                 " with a body that is not JSON (",
+                                                 response.body.size(), " bytes)"));
+    case translate::TextError::kNotAnObject:
+      return absl::InternalError("Segment API answered with JSON that is not an object");
+    default:
+      return absl::InternalError(absl::StrCat("Segment API answer does not fit ",
+                                              out->GetDescriptor()->name(), ": data.",
+                                              s.message()));
   }
-  if (!body.is_object()) {
-    return absl::InternalError("Segment API answered with JSON that is not an object");
-  }
-  auto data = body.find("data");
-  if (data == body.end() || data->is_null()) return absl::OkStatus();
-  if (absl::Status s = translate::JsonToMessage(*data, out); !s.ok()) {
-    out->Clear();
-    return absl::InternalError(absl::StrCat("Segment API answer does not fit ",
-                                            out->GetDescriptor()->name(), ": data.", s.message()));
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace sag::ops

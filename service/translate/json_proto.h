@@ -2,6 +2,15 @@
 // protobuf messages (segment.audiences.v1), driven only by descriptors and reflection: there is
 // no per-message code, so a message added to the .proto is translated without changes here.
 //
+// This header is the umbrella of the translator's parts, each with its own header:
+//   json_reader.h      reader: JSON -> message (JsonToMessage)
+//   json_writer.h      writer: message -> JSON (MessageToJson)
+//   query_params.h     query parameters: message -> query (AppendQueryParams)
+//   descriptor_info.h  descriptor info: the per-descriptor cache the parts share (JSON names,
+//                      oneof shapes, enum prefixes), the enum rule (EnumToRest / RestToEnum)
+//                      and the depth limit kMaxDepth
+// UTF-8 checks come from service/common/utf8.h.
+//
 // What it promises
 // - JsonToMessage never crashes, whatever the JSON (any type at any place, any nesting, numbers
 //   of any size): it returns OK or InvalidArgument naming the JSON path of the problem.
@@ -87,51 +96,9 @@
 #ifndef SAG_SERVICE_TRANSLATE_JSON_PROTO_H_
 #define SAG_SERVICE_TRANSLATE_JSON_PROTO_H_
 
-#include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
-
-#include "absl/status/status.h"
-#include "google/protobuf/descriptor.h"
-#include "google/protobuf/message.h"
-#include "nlohmann/json.hpp"
-
-namespace sag::translate {
-
-// JSON containers (objects and arrays) nested deeper than this are rejected by JsonToMessage
-// (the outermost object is depth 1; a wrapper message of rule 3b counts as one more level, as
-// its member is a message of its own). MessageToJson writes null in place of any deeper value,
-// and AppendQueryParams skips it.
-inline constexpr int kMaxDepth = 64;
-
-// REST JSON (the shape the Segment API sends / accepts) -> message. `*out` is cleared first.
-// Unknown JSON keys are ignored (upstream may add fields); JSON null == absent (a top-level null
-// gives an empty message). A type mismatch (e.g. a string where a bool is expected, a fraction
-// or an out-of-range number for an integer field, invalid UTF-8 in a string) returns
-// InvalidArgument whose message starts with the JSON path, e.g.
-// "audiences[3].enabled: expected a boolean, got a string" ("(root)" for the document itself).
-// Nesting deeper than kMaxDepth returns InvalidArgument. On error `*out` holds whatever was read
-// before the error. Never crashes on any input.
-absl::Status JsonToMessage(const nlohmann::json& json, google::protobuf::Message* out);
-
-// Message -> REST JSON, following the presence rules above. Strings that are not valid UTF-8
-// (possible only in messages built in code) have their bad bytes replaced by U+FFFD so that the
-// result always dumps.
-nlohmann::json MessageToJson(const google::protobuf::Message& msg);
-
-// Appends `msg` flattened into REST query parameters (rules above): with prefix "pagination", a
-// PaginationInput with cursor "x" and count 3 gives {"pagination.cursor", "x"},
-// {"pagination.count", "3"}. Values are NOT percent-encoded (the HTTP layer does it).
-void AppendQueryParams(const google::protobuf::Message& msg, std::string_view prefix,
-                       std::vector<std::pair<std::string, std::string>>* out);
-
-// The enum rule, usable alone. EnumToRest(AUDIENCE_TYPE_LINKED) == "LINKED"; "" for the zero
-// value (and for nullptr). A value whose name lacks the prefix is returned whole.
-std::string EnumToRest(const google::protobuf::EnumValueDescriptor* v);
-// RestToEnum(AudienceType, "LINKED") == 2. A REST value the enum does not know (or "") gives 0.
-int RestToEnum(const google::protobuf::EnumDescriptor* e, std::string_view rest);
-
-}  // namespace sag::translate
+#include "service/translate/descriptor_info.h"  // IWYU pragma: export
+#include "service/translate/json_reader.h"      // IWYU pragma: export
+#include "service/translate/json_writer.h"      // IWYU pragma: export
+#include "service/translate/query_params.h"     // IWYU pragma: export
 
 #endif  // SAG_SERVICE_TRANSLATE_JSON_PROTO_H_

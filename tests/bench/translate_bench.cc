@@ -10,8 +10,11 @@
 // builds a fresh message each time, as the gateway does.
 //   Decode, what the gateway does with an upstream body:
 //     BM_NlohmannParse                bytes -> nlohmann::json (baseline: parsing alone)
-//     BM_JsonToMessage                nlohmann::json -> message (the translator alone)
-//     BM_ParseAndJsonToMessage        bytes -> message (the gateway's whole decode)
+//     BM_NlohmannAccept               bytes -> valid or not (nlohmann's SAX parser, no handler)
+//     BM_JsonToMessage                nlohmann::json -> message (the DOM translator alone)
+//     BM_ParseAndJsonToMessage        bytes -> DOM -> message (the decode before JsonTextToMessage)
+//     BM_JsonTextToMessage            bytes -> message without a DOM (the gateway's decode: the
+//                                     page inside the {"data": ...} envelope, as the API sends it)
 //     BM_ProtobufJsonStringToMessage  protobuf's canonical JSON of the same message -> message
 //   Encode (request bodies use it; a page is the largest message there is):
 //     BM_MessageToJson                message -> nlohmann::json (the translator alone)
@@ -179,7 +182,8 @@ Json WithoutEmptyArrays(Json j) {
 }
 
 struct Fixture {
-  std::string segment_bytes;  // What the upstream sends (the `data` object).
+  std::string segment_bytes;  // The `data` object the upstream sends.
+  std::string body_bytes;     // The whole body: {"data": <segment_bytes>}.
   Json segment_json;
   v1::ListAudiencesResponse message;
   std::string protobuf_bytes;  // protobuf's canonical JSON of `message`.
@@ -192,6 +196,7 @@ const Fixture& F() {
     auto* f = new Fixture();
     f->segment_json = Page();
     f->segment_bytes = f->segment_json.dump();
+    f->body_bytes = Json{{"data", f->segment_json}}.dump();
     (void)sag::translate::JsonToMessage(f->segment_json, &f->message);
     (void)google::protobuf::util::MessageToJsonString(f->message, &f->protobuf_bytes);
     f->message.SerializeToString(&f->binary);
@@ -231,6 +236,14 @@ std::string Check() {
   if (sag::translate::MessageToJson(m) != WithoutEmptyArrays(f.segment_json)) {
     return "MessageToJson(JsonToMessage(page)) differs from the page";
   }
+  v1::ListAudiencesResponse from_text;
+  if (absl::Status s = sag::translate::JsonTextToMessage(f.body_bytes, "data", &from_text);
+      !s.ok()) {
+    return "JsonTextToMessage: " + std::string(s.message());
+  }
+  if (from_text.SerializeAsString() != m.SerializeAsString()) {
+    return "JsonTextToMessage and JsonToMessage read the page differently";
+  }
   v1::ListAudiencesResponse back;
   if (!google::protobuf::util::JsonStringToMessage(f.protobuf_bytes, &back).ok() ||
       back.SerializeAsString() != f.binary) {
@@ -256,6 +269,16 @@ void BM_NlohmannParse(benchmark::State& state) {
 }
 BENCHMARK(BM_NlohmannParse);
 
+void BM_NlohmannAccept(benchmark::State& state) {
+  const std::string& bytes = F().segment_bytes;
+  for (auto _ : state) {
+    bool ok = Json::accept(bytes);
+    benchmark::DoNotOptimize(ok);
+  }
+  Report(state, bytes.size());
+}
+BENCHMARK(BM_NlohmannAccept);
+
 void BM_JsonToMessage(benchmark::State& state) {
   const Fixture& f = F();
   for (auto _ : state) {
@@ -277,6 +300,17 @@ void BM_ParseAndJsonToMessage(benchmark::State& state) {
   Report(state, bytes.size());
 }
 BENCHMARK(BM_ParseAndJsonToMessage);
+
+void BM_JsonTextToMessage(benchmark::State& state) {
+  const std::string& bytes = F().body_bytes;
+  for (auto _ : state) {
+    v1::ListAudiencesResponse m;
+    absl::Status s = sag::translate::JsonTextToMessage(bytes, "data", &m);
+    benchmark::DoNotOptimize(s);
+  }
+  Report(state, bytes.size());
+}
+BENCHMARK(BM_JsonTextToMessage);
 
 void BM_ProtobufJsonStringToMessage(benchmark::State& state) {
   const std::string& bytes = F().protobuf_bytes;

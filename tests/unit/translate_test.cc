@@ -4,7 +4,9 @@
 // (tests/reference/segment-audiences-api-v65.json), so every model field is exercised: for each
 // operation's response `data` model and each input model, a document with every field and one
 // with only the required fields, in three variants that between them use every enum value and
-// every member of every anyOf.
+// every member of every anyOf. Every document is read both ways, from its DOM (JsonToMessage) and
+// from its text (JsonTextToMessage, nlohmann's SAX parser), and both must give the same message
+// and the same error.
 
 #include <atomic>
 #include <cctype>
@@ -27,11 +29,14 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/field_comparator.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/wrappers.pb.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "segment/audiences/v1/audiences.pb.h"
 #include "service/translate/json_proto.h"
+#include "service/translate/json_reader_internal.h"
 #include "tests/common/reference.h"
 
 namespace sag::translate {
@@ -78,6 +83,36 @@ const pb::OneofDescriptor* OneofByJsonName(const pb::Descriptor* d, const std::s
     if (LowerCamel(d->oneof_decl(i)->name()) == json) return d->oneof_decl(i);
   }
   return nullptr;
+}
+
+// Whether `a` and `b` hold the same fields and values (NaN equal to NaN).
+bool Same(const pb::Message& a, const pb::Message& b) {
+  pb::util::DefaultFieldComparator comparator;
+  comparator.set_treat_nan_as_equal(true);
+  pb::util::MessageDifferencer differencer;
+  differencer.set_field_comparator(&comparator);
+  return differencer.Compare(a, b);
+}
+
+// The text of `j`, or "" when `j` (built in code, e.g. with invalid UTF-8) has no JSON text that
+// parses back to it.
+std::string TextOf(const Json& j) {
+  std::string text = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const Json back = Json::parse(text, nullptr, false);
+  return !back.is_discarded() && back == j ? text : "";
+}
+
+// Reads the text of `j` with JsonTextToMessage and expects what JsonToMessage gave: the same
+// status and the same message (`dom`, holding what the DOM path read).
+void ExpectTextAgrees(const Json& j, const pb::Message& dom, const absl::Status& dom_status) {
+  const std::string text = TextOf(j);
+  if (text.empty()) return;
+  std::unique_ptr<pb::Message> m(dom.New());
+  TextError error = TextError::kSyntax;
+  const absl::Status status = JsonTextToMessage(text, m.get(), &error);
+  EXPECT_EQ(status, dom_status) << text;
+  EXPECT_EQ(error, status.ok() ? TextError::kNone : TextError::kModel) << text;
+  EXPECT_TRUE(Same(*m, dom)) << text;
 }
 
 TEST(TranslateReferenceTest, ReferenceLoadsWithAllOperationsAndModels) {
@@ -258,7 +293,8 @@ TEST(TranslateReferenceTest, EveryModelFieldHasAProtoField) {
   EXPECT_GT(fields, 100);
 }
 
-// Request messages: path parameters, query parameters and body, as service/README.md (the API) says.
+// Request messages: path parameters, query parameters and body, as service/README.md (the API)
+// says.
 TEST(TranslateReferenceTest, RequestsCarryPathQueryAndBody) {
   const pb::DescriptorPool* pool = pb::DescriptorPool::generated_pool();
   ASSERT_EQ(Operations().size(), 14u);
@@ -343,6 +379,21 @@ TEST_P(TranslateRoundTripTest, JsonToProtoToJsonIsIdentity) {
   const Json back = MessageToJson(*msg);
   EXPECT_EQ(back, doc) << "in:  " << doc.dump() << "\nout: " << back.dump();
 
+  // From the text, streamed (no fall back to the DOM way), the same message.
+  std::unique_ptr<pb::Message> streamed = NewMessage(d);
+  EXPECT_EQ(internal::StreamTextToMessage(doc.dump(), nullptr, streamed.get(), nullptr),
+            internal::StreamResult::kRead);
+  EXPECT_TRUE(Same(*streamed, *msg)) << doc.dump();
+  EXPECT_EQ(MessageToJson(*streamed), doc);
+  ExpectTextAgrees(doc, *msg, status);
+  // And inside the {"data": ...} envelope the API wraps responses in.
+  std::unique_ptr<pb::Message> member = NewMessage(d);
+  const std::string envelope = Json{{"errors", Json::array()}, {"data", doc}}.dump();
+  const std::string_view data = "data";
+  EXPECT_EQ(internal::StreamTextToMessage(envelope, &data, member.get(), nullptr),
+            internal::StreamResult::kRead);
+  EXPECT_TRUE(Same(*member, *msg)) << envelope;
+
   // The message survives the wire (map entries, Struct, oneofs) unchanged.
   std::unique_ptr<pb::Message> parsed = NewMessage(d);
   ASSERT_TRUE(parsed->ParseFromString(msg->SerializeAsString()));
@@ -426,18 +477,22 @@ TEST(TranslateReferenceTest, GeneratedDocumentsCoverEveryModelField) {
 // Rules, one by one
 // ---------------------------------------------------------------------------------------------
 
+// Both parse `j` from its DOM, and expect its text to read the same (ExpectTextAgrees).
 template <typename M>
 M Parse(const Json& j) {
   M m;
   const absl::Status status = JsonToMessage(j, &m);
   EXPECT_TRUE(status.ok()) << status << " for " << j.dump();
+  ExpectTextAgrees(j, m, status);
   return m;
 }
 
 template <typename M>
 absl::Status ParseError(const Json& j) {
   M m;
-  return JsonToMessage(j, &m);
+  const absl::Status status = JsonToMessage(j, &m);
+  ExpectTextAgrees(j, m, status);
+  return status;
 }
 
 TEST(TranslateEnumTest, PrefixRule) {
@@ -979,6 +1034,166 @@ TEST(TranslateQueryTest, OtherShapes) {
   AppendQueryParams(result, "result", &params);
   EXPECT_EQ(params,
             (Params{{"errors[0].type", "a"}, {"errors[1].type", "b"}, {"result.id", "acc"}}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON text (JsonTextToMessage): what the DOM path gives, without building the DOM
+// ---------------------------------------------------------------------------------------------
+
+// Reads `text` both ways (parse + JsonToMessage, and JsonTextToMessage), expects the same status
+// and message, and returns the status and (in *out) the message.
+template <typename M>
+absl::Status BothWays(const std::string& text, M* out = nullptr) {
+  const Json j = Json::parse(text, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << text;
+  M dom;
+  const absl::Status status = JsonToMessage(j, &dom);
+  M from_text;
+  EXPECT_EQ(JsonTextToMessage(text, &from_text), status) << text;
+  EXPECT_TRUE(Same(from_text, dom)) << text;
+  if (out != nullptr) *out = from_text;
+  return status;
+}
+
+TEST(TranslateTextTest, NotJsonIsASyntaxError) {
+  const std::vector<std::string> texts = {
+      "",
+      "{",
+      R"({"id": "a")",        // truncated
+      R"({"id": "a"} x)",     // trailing bytes
+      "{\"id\": \"a\xFF\"}",  // invalid UTF-8
+      R"({"id": "\ud800"})",  // a lone surrogate
+      R"({"id": 1e999})",     // overflows a double
+      "[1,]",
+      "{'id': 1}",
+      R"({"id": 5, "x": })",                 // a syntax error after a type error
+      "{\"id\": [" + std::string(5000, '[')  // deep, then truncated
+  };
+  for (const std::string& text : texts) {
+    ASSERT_TRUE(Json::parse(text, nullptr, false).is_discarded()) << text;
+    v1::AudienceRunInfo m;
+    m.set_id("stale");
+    TextError error = TextError::kNone;
+    const absl::Status status = JsonTextToMessage(text, &m, &error);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_EQ(error, TextError::kSyntax) << text;
+    EXPECT_TRUE(absl::StartsWith(status.message(), "not JSON: syntax error at byte ")) << status;
+    EXPECT_EQ(m.ByteSizeLong(), 0u) << text;
+  }
+  v1::AudienceRunInfo m;
+  EXPECT_EQ(JsonTextToMessage(R"({"id": "a"} x)", &m).message(),
+            "not JSON: syntax error at byte 13 of 13");
+}
+
+TEST(TranslateTextTest, HostileDocumentsGiveTheDomErrors) {
+  // Nesting far past kMaxDepth, in free-form data and in an unknown key (skipped: fine).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  absl::Status status =
+      BothWays<v1::RequestErrorEnvelope>(R"({"errors": [{"type": "t", "data": )" + deep + "}]}");
+  EXPECT_TRUE(absl::StartsWith(status.message(), "errors[0].data[0][0]")) << status;
+  EXPECT_TRUE(absl::EndsWith(status.message(), "]: JSON nested deeper than 64 levels")) << status;
+  v1::RequestErrorEnvelope envelope;
+  EXPECT_TRUE(
+      BothWays(R"({"surprise": )" + deep + R"(, "errors": [{"type": "t"}]})", &envelope).ok());
+  EXPECT_EQ(envelope.errors(0).type(), "t");
+  EXPECT_FALSE(BothWays<pb::Value>(std::string(65, '[') + std::string(65, ']')).ok());
+  EXPECT_TRUE(BothWays<pb::Value>(std::string(64, '[') + std::string(64, ']')).ok());
+  // Numbers of any size.
+  EXPECT_EQ(BothWays<v1::AudienceSize>(R"({"count": 123456789012345678901234567890})").message(),
+            "count: 1.2345678901234568e+29 is out of range for int64");
+  // Below int64: a double, which rounds to -2^63, which fits (as in the DOM).
+  EXPECT_TRUE(BothWays<v1::AudienceSize>(R"({"count": -9223372036854775809})").ok());
+  EXPECT_EQ(BothWays<v1::AudienceSize>(R"({"count": -9223372036854777856})").message(),
+            "count: -9.223372036854778e+18 is out of range for int64");
+  EXPECT_EQ(BothWays<v1::AudienceSize>(R"({"count": 1e-300})").message(),
+            "count: expected an integer, got 1e-300");
+  EXPECT_TRUE(
+      BothWays<v1::AudienceSize>(R"({"count": -9223372036854775808, "uniqueCount": 1.0})").ok());
+  EXPECT_EQ(BothWays<v1::AudienceOptions>(R"({"backfillEventDataDays": 2147483648})").message(),
+            "backfillEventDataDays: 2147483648 is out of range for int32");
+  // Types out of place, at every level.
+  EXPECT_EQ(BothWays<v1::ListAudiencesResponse>(R"({"audiences": [{"id": "a"}, 5]})").message(),
+            "audiences[1]: expected an object, got a number");
+  EXPECT_EQ(BothWays<v1::ListAudiencesResponse>(R"({"audiences": [null]})").message(),
+            "audiences[0]: expected an object, got null");
+  EXPECT_EQ(BothWays<v1::ListAudiencesResponse>(R"({"audiences": {}})").message(),
+            "audiences: expected an array, got an object");
+  EXPECT_EQ(BothWays<v1::ListAudiencesResponse>("[]").message(),
+            "(root): expected an object, got an array");
+  EXPECT_EQ(BothWays<v1::ListAudiencesResponse>(R"("x")").message(),
+            "(root): expected an object, got a string");
+  EXPECT_TRUE(BothWays<v1::ListAudiencesResponse>("null").ok());
+  EXPECT_EQ(BothWays<v1::EntityDetailsList>(R"([{"id": "a"}, [1]])").message(),
+            "[1]: expected an object, got an array");
+  // Long strings and many keys.
+  v1::AudienceRunInfo run;
+  EXPECT_TRUE(BothWays(R"({"id": ")" + std::string(1 << 20, 'x') + R"("})", &run).ok());
+  EXPECT_EQ(run.id().size(), 1u << 20);
+}
+
+TEST(TranslateTextTest, DuplicateKeysAndKeyOrderAsInTheDom) {
+  // Of duplicate keys the last counts, null (absent) included.
+  v1::UpdateAudienceForSpaceInput update;
+  ASSERT_TRUE(
+      BothWays(R"({"enabled": true, "name": "a", "enabled": null, "name": "b"})", &update).ok());
+  EXPECT_FALSE(update.has_enabled());
+  EXPECT_EQ(update.name(), "b");
+  ASSERT_TRUE(BothWays(R"({"options": {"filterByExternalIds": ["a"]},
+                           "options": {"includeHistoricalData": true}})",
+                       &update)
+                  .ok());
+  EXPECT_EQ(update.options().filter_by_external_ids_size(), 0);
+  EXPECT_TRUE(BothWays<v1::CreateAudienceInput>(R"({"enabled": "x", "enabled": true})").ok());
+  v1::Profile profile;
+  ASSERT_TRUE(BothWays(R"({"mapping": {"a": "x", "b": "y", "a": null}})", &profile).ok());
+  EXPECT_EQ(profile.mapping().size(), 1u);
+  // Two keys of one oneof: the DOM reads an object's keys in sorted order, the last read wins.
+  v1::AudienceSchedule schedule;
+  ASSERT_TRUE(BothWays(R"({"specificDays": {"days": [1], "timezone": "UTC"},
+                           "config": {"interval": "1d"}})",
+                       &schedule)
+                  .ok());
+  EXPECT_EQ(schedule.config_case(), v1::AudienceSchedule::kSpecificDays);
+  // Of several errors, the one of the first key in sorted order is reported.
+  EXPECT_EQ(BothWays<v1::CreateAudienceInput>(R"({"name": 5, "enabled": "x"})").message(),
+            "enabled: expected a boolean, got a string");
+}
+
+TEST(TranslateTextTest, MemberOfAnEnvelope) {
+  const auto read = [](const std::string& text, v1::GetAudienceResponse* m, TextError* error) {
+    return JsonTextToMessage(text, "data", m, error);
+  };
+  v1::GetAudienceResponse m;
+  TextError error = TextError::kSyntax;
+  EXPECT_TRUE(
+      read(R"({"errors": [{"x": [1]}], "data": {"audience": {"id": "a"}}, "z": 1})", &m, &error)
+          .ok());
+  EXPECT_EQ(error, TextError::kNone);
+  EXPECT_EQ(m.audience().id(), "a");
+  // A missing or null member: an empty message.
+  EXPECT_TRUE(read(R"({"errors": []})", &m, &error).ok());
+  EXPECT_FALSE(m.has_audience());
+  EXPECT_TRUE(read(R"({"data": null})", &m, &error).ok());
+  EXPECT_FALSE(m.has_audience());
+  // The last of duplicate members counts.
+  EXPECT_TRUE(
+      read(R"({"data": {"audience": {"id": "a"}}, "data": {"audience": {"id": "b"}}})", &m, &error)
+          .ok());
+  EXPECT_EQ(m.audience().id(), "b");
+  // Each kind of error.
+  for (const std::string text : {"[1]", "null", "5", R"("data")"}) {
+    EXPECT_EQ(read(text, &m, &error).code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_EQ(error, TextError::kNotAnObject) << text;
+  }
+  EXPECT_EQ(read(R"({"data": {"audience": {"enabled": "x"}}})", &m, &error).message(),
+            "audience.enabled: expected a boolean, got a string");
+  EXPECT_EQ(error, TextError::kModel);
+  EXPECT_EQ(read(R"({"data": []})", &m, &error).message(),
+            "(root): expected an object, got an array");
+  EXPECT_EQ(error, TextError::kModel);
+  EXPECT_FALSE(read(R"({"data": {"audience": {"enabled": "x"}}, )", &m, &error).ok());
+  EXPECT_EQ(error, TextError::kSyntax);
+  EXPECT_EQ(m.ByteSizeLong(), 0u);
 }
 
 // ---------------------------------------------------------------------------------------------
