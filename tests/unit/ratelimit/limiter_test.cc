@@ -11,7 +11,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "service/common/clock.h"
+#include "tests/support/fake_clock.h"
 #include "tests/unit/ratelimit/test_util.h"
 
 namespace sag::ratelimit {
