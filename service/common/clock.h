@@ -1,5 +1,5 @@
 // Time, injected. The limiter, the cache and retry back-off read a Clock and wait on Timers, so
-// tests move time by hand (FakeClock) instead of sleeping.
+// tests move time by hand (FakeClock, in tests/support/fake_clock.h) instead of sleeping.
 //
 // Timers run callbacks at (or after) their time on a thread of their own; a callback must not
 // block. RealTimers uses one thread that sleeps until the earliest timer: no polling.
@@ -59,29 +59,6 @@ class RealTimers final : public Timers {
   TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
-};
-
-// A clock that moves only when told, with timers that fire as it moves (on the thread that calls
-// Advance/Set, in time order). For tests.
-class FakeClock final : public Clock, public Timers {
- public:
-  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1795000000));
-  absl::Time Now() const override;
-  TimerId Schedule(absl::Time when, std::function<void()> fn) override;
-  bool Cancel(TimerId id) override;
-  // Moves time forward by `d`, running every timer that comes due, in order.
-  void Advance(absl::Duration d);
-  // Runs timers already due without moving time (those scheduled "now").
-  void RunDue() { Advance(absl::ZeroDuration()); }
-  size_t Pending() const;
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
-  std::multimap<absl::Time, TimerId> by_time_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<TimerId, std::pair<absl::Time, std::function<void()>>> timers_
-      ABSL_GUARDED_BY(mu_);
-  TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
 };
 
 }  // namespace sag

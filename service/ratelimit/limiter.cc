@@ -1,6 +1,7 @@
 #include "service/ratelimit/limiter.h"
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <iterator>
 #include <list>
@@ -34,6 +35,33 @@ absl::string_view OutcomeName(Outcome o) {
   return "error";
 }
 
+namespace {
+
+// A ticket is the lane's index (from 1) in the high bits and the lane's own sequence number in
+// the low ones, so Cancel finds the lane without a limiter-wide ticket table.
+constexpr int kTicketSeqBits = 40;
+
+struct AtomicStats {
+  std::atomic<uint64_t> admitted{0}, admitted_at_once{0}, refused_queue_full{0},
+      refused_deadline{0}, deadline_exceeded{0}, cancelled{0}, requeued{0}, upstream_blocks{0},
+      remaining_zero_trusted{0};
+  LimiterStats Snapshot() const {
+    LimiterStats s;
+    s.admitted = admitted.load();
+    s.admitted_at_once = admitted_at_once.load();
+    s.refused_queue_full = refused_queue_full.load();
+    s.refused_deadline = refused_deadline.load();
+    s.deadline_exceeded = deadline_exceeded.load();
+    s.cancelled = cancelled.load();
+    s.requeued = requeued.load();
+    s.upstream_blocks = upstream_blocks.load();
+    s.remaining_zero_trusted = remaining_zero_trusted.load();
+    return s;
+  }
+};
+
+}  // namespace
+
 class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
  public:
   Impl(BudgetStore* store, Clock* clock, Timers* timers, LimiterOptions options)
@@ -41,15 +69,14 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
 
   Ticket Acquire(const AcquireRequest& r, AdmitFn admit, bool requeue);
   bool Cancel(Ticket ticket);
-  void Block(absl::string_view lane, std::optional<int64_t> remaining,
-             std::optional<absl::Time> reset, std::optional<absl::Duration> retry_after);
+  void PauseLane(absl::string_view key, absl::Duration retry_after);
+  void BlockExhaustedLane(absl::string_view key, std::optional<absl::Time> reset);
   void Shutdown();
   size_t QueueDepth(absl::string_view lane) const;
   std::vector<std::pair<std::string, size_t>> QueueDepths() const;
-  LimiterStats Stats() const;
+  LimiterStats Stats() const { return stats_.Snapshot(); }
 
  private:
-  struct CallerQueue;
   struct Waiter {
     Ticket id;
     AdmitFn admit;
@@ -63,26 +90,34 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
     size_t requeued_at_head = 0;               // Requeued waiters at the head (FIFO among them).
     std::list<CallerQueue*>::iterator rr_pos;  // Valid while `waiters` is not empty.
   };
-  struct Lane {
-    std::string key;
-    Limit limit;
-    absl::flat_hash_map<std::string, std::unique_ptr<CallerQueue>> callers;
-    std::list<CallerQueue*> rr;  // Callers with waiting calls, in serving order.
-    size_t depth = 0;
-    std::set<std::pair<absl::Time, Ticket>> deadlines;  // Finite deadlines of waiters.
-    absl::Time next_slot = absl::InfinitePast();        // Earliest slot, per the last store answer.
-    bool has_timer = false;
-    Timers::TimerId timer = 0;
-    absl::Time timer_at;
-    uint64_t timer_gen = 0;
-    std::deque<absl::Time> recent;  // Own admissions (at most limit.requests of them).
-  };
   struct TicketRef {
-    Lane* lane;
     CallerQueue* queue;
     std::list<Waiter>::iterator it;
   };
-  // An answer to deliver once the lock is released.
+  // One budget: its own lock and state. Lanes live as long as the Impl.
+  struct Lane {
+    Lane(std::string k, uint64_t i) : key(std::move(k)), index(i) {}
+    const std::string key;
+    const uint64_t index;  // >= 1; the high bits of the lane's tickets.
+    mutable absl::Mutex mu;
+    Limit limit ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, std::unique_ptr<CallerQueue>> callers ABSL_GUARDED_BY(mu);
+    std::list<CallerQueue*> rr ABSL_GUARDED_BY(mu);  // Callers with waiting calls, in order.
+    size_t depth ABSL_GUARDED_BY(mu) = 0;
+    std::set<std::pair<absl::Time, Ticket>> deadlines ABSL_GUARDED_BY(mu);  // Finite ones.
+    absl::flat_hash_map<Ticket, TicketRef> tickets ABSL_GUARDED_BY(mu);
+    uint64_t next_seq ABSL_GUARDED_BY(mu) = 1;
+    // Earliest slot, per the last store answer.
+    absl::Time next_slot ABSL_GUARDED_BY(mu) = absl::InfinitePast();
+    // A TryTake of this lane is under way (lock released): no other take starts meanwhile.
+    bool taking ABSL_GUARDED_BY(mu) = false;
+    bool has_timer ABSL_GUARDED_BY(mu) = false;
+    Timers::TimerId timer ABSL_GUARDED_BY(mu) = 0;
+    absl::Time timer_at ABSL_GUARDED_BY(mu);
+    uint64_t timer_gen ABSL_GUARDED_BY(mu) = 0;
+    std::deque<absl::Time> recent ABSL_GUARDED_BY(mu);  // Own admissions (<= limit.requests).
+  };
+  // An answer to deliver once every lock is released.
   struct Answer {
     AdmitFn admit;
     absl::Status status;
@@ -95,28 +130,53 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
   using Answers = std::vector<Answer>;
 
   void Deliver(Answers& answers);
-  Lane& GetLane(const AcquireRequest& r) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Duration Interval(const Lane& lane) const;
+  Lane& GetLane(absl::string_view key) ABSL_LOCKS_EXCLUDED(lanes_mu_);
+  Lane* FindLane(absl::string_view key) const ABSL_LOCKS_EXCLUDED(lanes_mu_);
+  absl::Duration Interval(const Lane& lane) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // Refusals that need no lane: shutdown, an invalid limit, a deadline already passed.
+  absl::Status CheckRequest(const AcquireRequest& r, absl::Time now, Outcome* outcome);
+  Ticket AcquireInLane(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue,
+                       Answers& out) ABSL_LOCKS_EXCLUDED(lane.mu);
+  // Asks the store for a slot with the lane's lock released; `lane.taking` is set meantime.
+  absl::StatusOr<absl::Time> TakeUnlocked(Lane& lane, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // The wait of a call that cannot go now: refused at once, or queued (returns its Ticket).
+  Ticket QueueOrRefuse(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue,
+                       absl::Time now, absl::Time first, Answers& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // Calls the round-robin serves before a new call of `cq` (null: a caller with none queued).
+  size_t Ahead(const Lane& lane, const CallerQueue* cq, bool requeue) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  Ticket Enqueue(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Removes the waiter of `ref` from every structure; returns it.
-  Waiter Remove(const TicketRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  Waiter Remove(Lane& lane, const TicketRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  void ExpireDeadlines(Lane& lane, absl::Time now, Answers& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // Admits the waiter the round-robin serves next (its slot is taken).
+  void AdmitNext(Lane& lane, absl::Time now, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Expires due deadlines, admits as many waiters as the store allows, re-arms the timer.
-  void Pump(Lane& lane, absl::Time now, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void Rearm(Lane& lane) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnTimer(const std::string& key, uint64_t gen);
-  void RecordAdmission(Lane& lane, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool PacingExplainsExhaustion(const Lane& lane) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Pump(Lane& lane, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  void Rearm(Lane& lane) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  void OnTimer(Lane& lane, uint64_t gen) ABSL_LOCKS_EXCLUDED(lane.mu);
+  // Applies an upstream block of `key` until `until`: the store, then the lane's timer.
+  void ApplyBlock(absl::string_view key, Lane* lane, absl::Time until);
+  void RecordAdmission(Lane& lane, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  bool PacingExplainsExhaustion(const Lane& lane) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  Answer Answered(Waiter& w, const Lane& lane, const std::string& caller, absl::Status status,
+                  Outcome outcome, absl::Time now);
 
   BudgetStore* const store_;
   Clock* const clock_;
   Timers* const timers_;
   const LimiterOptions options_;
+  std::atomic<bool> closed_{false};
+  AtomicStats stats_;
 
-  mutable absl::Mutex mu_;
-  bool closed_ ABSL_GUARDED_BY(mu_) = false;
-  Ticket next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
-  absl::flat_hash_map<std::string, std::unique_ptr<Lane>> lanes_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<Ticket, TicketRef> tickets_ ABSL_GUARDED_BY(mu_);
-  LimiterStats stats_ ABSL_GUARDED_BY(mu_);
+  // Guards the lane directory only; never held with a lane's lock or across the store.
+  mutable absl::Mutex lanes_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Lane>> lanes_ ABSL_GUARDED_BY(lanes_mu_);
+  std::vector<Lane*> by_index_ ABSL_GUARDED_BY(lanes_mu_);  // by_index_[i - 1]: lane i.
 };
 
 void Limiter::Impl::Deliver(Answers& answers) {
@@ -128,144 +188,190 @@ void Limiter::Impl::Deliver(Answers& answers) {
   }
 }
 
-Limiter::Impl::Lane& Limiter::Impl::GetLane(const AcquireRequest& r) {
-  std::unique_ptr<Lane>& slot = lanes_[r.lane];
+Limiter::Impl::Answer Limiter::Impl::Answered(Waiter& w, const Lane& lane,
+                                              const std::string& caller, absl::Status status,
+                                              Outcome outcome, absl::Time now) {
+  return Answer{std::move(w.admit), std::move(status), lane.key, caller, outcome,
+                now - w.enqueued,   w.requeued};
+}
+
+Limiter::Impl::Lane& Limiter::Impl::GetLane(absl::string_view key) {
+  absl::MutexLock lock(&lanes_mu_);
+  std::unique_ptr<Lane>& slot = lanes_[key];
   if (slot == nullptr) {
-    slot = std::make_unique<Lane>();
-    slot->key = r.lane;
+    slot = std::make_unique<Lane>(std::string(key), by_index_.size() + 1);
+    by_index_.push_back(slot.get());
   }
-  slot->limit = r.limit;  // The latest configuration wins.
   return *slot;
+}
+
+Limiter::Impl::Lane* Limiter::Impl::FindLane(absl::string_view key) const {
+  absl::MutexLock lock(&lanes_mu_);
+  auto it = lanes_.find(key);
+  return it == lanes_.end() ? nullptr : it->second.get();
 }
 
 absl::Duration Limiter::Impl::Interval(const Lane& lane) const {
   return lane.limit.valid() ? store_->Interval(lane.limit) : absl::ZeroDuration();
 }
 
+absl::Status Limiter::Impl::CheckRequest(const AcquireRequest& r, absl::Time now,
+                                         Outcome* outcome) {
+  *outcome = Outcome::kError;
+  if (closed_.load()) {
+    *outcome = Outcome::kShutdown;
+    return absl::UnavailableError("rate limiter is shutting down");
+  }
+  if (!r.limit.valid()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("invalid rate limit ", FormatLimit(r.limit), " for lane ", r.lane));
+  }
+  if (r.deadline <= now) {
+    ++stats_.deadline_exceeded;
+    *outcome = Outcome::kDeadlineExceeded;
+    return absl::DeadlineExceededError(
+        absl::StrCat("deadline passed before a rate-limit slot of ", r.lane));
+  }
+  return absl::OkStatus();
+}
+
 Ticket Limiter::Impl::Acquire(const AcquireRequest& r, AdmitFn admit, bool requeue) {
+  if (requeue) ++stats_.requeued;
   Answers out;
-  auto answer_now = [&](absl::Status status, Outcome outcome) {
-    out.push_back(Answer{std::move(admit), std::move(status), r.lane, r.caller, outcome,
-                         absl::ZeroDuration(), requeue});
-  };
   Ticket ticket = kNoTicket;
-  {
-    absl::MutexLock lock(&mu_);
-    const absl::Time now = clock_->Now();
-    if (requeue) ++stats_.requeued;
-    if (closed_) {
-      answer_now(absl::UnavailableError("rate limiter is shutting down"), Outcome::kShutdown);
-    } else if (!r.limit.valid()) {
-      answer_now(absl::InvalidArgumentError(absl::StrCat(
-                     "invalid rate limit ", FormatLimit(r.limit), " for lane ", r.lane)),
-                 Outcome::kError);
-    } else if (r.deadline <= now) {
-      ++stats_.deadline_exceeded;
-      answer_now(absl::DeadlineExceededError(
-                     absl::StrCat("deadline passed before a rate-limit slot of ", r.lane)),
-                 Outcome::kDeadlineExceeded);
-    } else {
-      Lane& lane = GetLane(r);
-      auto found = lane.callers.find(r.caller);
-      CallerQueue* cq = found == lane.callers.end() ? nullptr : found->second.get();
-      absl::Time first = now;  // When the first waiting call of the lane may go.
-      bool ready = false;
-      if (lane.depth == 0) {
-        absl::StatusOr<absl::Time> slot = store_->TryTake(lane.key, lane.limit, now);
-        if (!slot.ok()) {
-          answer_now(
-              absl::UnavailableError(absl::StrCat("rate limit store: ", slot.status().message())),
-              Outcome::kError);
-          ready = true;
-        } else if (*slot <= now) {
-          ++stats_.admitted;
-          ++stats_.admitted_at_once;
-          RecordAdmission(lane, now);
-          answer_now(absl::OkStatus(), Outcome::kAdmitted);
-          ready = true;
-        } else {
-          lane.next_slot = *slot;
-          first = *slot;
-        }
-      } else {
-        first = std::max(now, lane.next_slot);
-      }
-      if (!ready) {
-        // Calls the round-robin serves before this one.
-        size_t ahead = 0;
-        const size_t q_c = cq == nullptr ? 0 : cq->waiters.size();
-        if (requeue) {
-          ahead = cq == nullptr ? 0 : cq->requeued_at_head;
-        } else {
-          ahead = q_c;
-          for (const CallerQueue* other : lane.rr) {
-            if (other != cq) ahead += std::min(other->waiters.size(), q_c + 1);
-          }
-        }
-        const absl::Duration wait = (first - now) + Interval(lane) * static_cast<int64_t>(ahead);
-        if (!requeue && lane.depth >= options_.max_queue) {
-          ++stats_.refused_queue_full;
-          answer_now(RetryLater(absl::StrCat("rate limit queue of ", r.lane, " is full (",
-                                             options_.max_queue, " calls waiting)"),
-                                wait),
-                     Outcome::kQueueFull);
-        } else if (now + wait + options_.reserve > r.deadline) {
-          ++stats_.refused_deadline;
-          answer_now(RetryLater(absl::StrCat(requeue ? "upstream rate limit of " : "rate limit of ",
-                                             r.lane, " (", FormatLimit(lane.limit),
-                                             "): expected wait ", absl::FormatDuration(wait),
-                                             " exceeds the remaining deadline ",
-                                             absl::FormatDuration(r.deadline - now)),
-                                wait),
-                     Outcome::kDeadlineRefused);
-        } else {
-          // Queue it.
-          if (cq == nullptr) {
-            auto owned = std::make_unique<CallerQueue>();
-            owned->caller = r.caller;
-            cq = owned.get();
-            lane.callers.emplace(r.caller, std::move(owned));
-          }
-          const bool was_empty = cq->waiters.empty();
-          ticket = next_ticket_++;
-          Waiter w{ticket, std::move(admit), r.deadline, now, requeue};
-          std::list<Waiter>::iterator it;
-          if (requeue) {
-            it = cq->waiters.insert(
-                std::next(cq->waiters.begin(), static_cast<ptrdiff_t>(cq->requeued_at_head)),
-                std::move(w));
-            ++cq->requeued_at_head;
-            if (!was_empty) lane.rr.erase(cq->rr_pos);
-            lane.rr.push_front(cq);
-            cq->rr_pos = lane.rr.begin();
-          } else {
-            it = cq->waiters.insert(cq->waiters.end(), std::move(w));
-            if (was_empty) {
-              lane.rr.push_back(cq);
-              cq->rr_pos = std::prev(lane.rr.end());
-            }
-          }
-          ++lane.depth;
-          if (r.deadline < absl::InfiniteFuture()) lane.deadlines.emplace(r.deadline, ticket);
-          tickets_.emplace(ticket, TicketRef{&lane, cq, it});
-          Rearm(lane);
-        }
-      }
-    }
+  Outcome outcome;
+  absl::Status refused = CheckRequest(r, clock_->Now(), &outcome);
+  if (refused.ok()) {
+    ticket = AcquireInLane(GetLane(r.lane), r, admit, requeue, out);
+  } else {
+    out.push_back(Answer{std::move(admit), std::move(refused), r.lane, r.caller, outcome,
+                         absl::ZeroDuration(), requeue});
   }
   Deliver(out);
   return ticket;
 }
 
-Limiter::Impl::Waiter Limiter::Impl::Remove(const TicketRef& ref) {
-  Lane& lane = *ref.lane;
+Ticket Limiter::Impl::AcquireInLane(Lane& lane, const AcquireRequest& r, AdmitFn& admit,
+                                    bool requeue, Answers& out) {
+  auto answer_now = [&](absl::Status status, Outcome outcome) {
+    out.push_back(Answer{std::move(admit), std::move(status), r.lane, r.caller, outcome,
+                         absl::ZeroDuration(), requeue});
+    return kNoTicket;
+  };
+  absl::MutexLock lock(&lane.mu);
+  lane.limit = r.limit;  // The latest configuration wins.
+  const absl::Time now = clock_->Now();
+  absl::Time first = std::max(now, lane.next_slot);  // When the lane's first waiter may go.
+  if (lane.depth == 0 && !lane.taking) {
+    absl::StatusOr<absl::Time> slot = TakeUnlocked(lane, now);
+    if (slot.ok() && *slot > now) lane.next_slot = *slot;
+    Rearm(lane);  // Calls may have queued during the take.
+    if (closed_.load()) {
+      return answer_now(absl::UnavailableError("rate limiter is shutting down"),
+                        Outcome::kShutdown);
+    }
+    if (!slot.ok()) {
+      return answer_now(
+          absl::UnavailableError(absl::StrCat("rate limit store: ", slot.status().message())),
+          Outcome::kError);
+    }
+    if (*slot <= now) {
+      ++stats_.admitted;
+      ++stats_.admitted_at_once;
+      RecordAdmission(lane, now);
+      return answer_now(absl::OkStatus(), Outcome::kAdmitted);
+    }
+    first = *slot;
+  }
+  return QueueOrRefuse(lane, r, admit, requeue, now, first, out);
+}
+
+absl::StatusOr<absl::Time> Limiter::Impl::TakeUnlocked(Lane& lane, absl::Time now) {
+  lane.taking = true;
+  const Limit limit = lane.limit;
+  lane.mu.Unlock();
+  absl::StatusOr<absl::Time> slot = store_->TryTake(lane.key, limit, now);
+  lane.mu.Lock();
+  lane.taking = false;
+  return slot;
+}
+
+size_t Limiter::Impl::Ahead(const Lane& lane, const CallerQueue* cq, bool requeue) const {
+  if (requeue) return cq == nullptr ? 0 : cq->requeued_at_head;
+  const size_t q_c = cq == nullptr ? 0 : cq->waiters.size();
+  size_t ahead = q_c;
+  for (const CallerQueue* other : lane.rr) {
+    if (other != cq) ahead += std::min(other->waiters.size(), q_c + 1);
+  }
+  return ahead;
+}
+
+Ticket Limiter::Impl::QueueOrRefuse(Lane& lane, const AcquireRequest& r, AdmitFn& admit,
+                                    bool requeue, absl::Time now, absl::Time first, Answers& out) {
+  auto found = lane.callers.find(r.caller);
+  const CallerQueue* cq = found == lane.callers.end() ? nullptr : found->second.get();
+  const absl::Duration wait =
+      (first - now) + Interval(lane) * static_cast<int64_t>(Ahead(lane, cq, requeue));
+  auto refuse = [&](std::string why, Outcome outcome) {
+    out.push_back(Answer{std::move(admit), RetryLater(std::move(why), wait), r.lane, r.caller,
+                         outcome, absl::ZeroDuration(), requeue});
+    return kNoTicket;
+  };
+  if (!requeue && lane.depth >= options_.max_queue) {
+    ++stats_.refused_queue_full;
+    return refuse(absl::StrCat("rate limit queue of ", r.lane, " is full (", options_.max_queue,
+                               " calls waiting)"),
+                  Outcome::kQueueFull);
+  }
+  if (now + wait + options_.reserve > r.deadline) {
+    ++stats_.refused_deadline;
+    return refuse(
+        absl::StrCat(requeue ? "upstream rate limit of " : "rate limit of ", r.lane, " (",
+                     FormatLimit(lane.limit), "): expected wait ", absl::FormatDuration(wait),
+                     " exceeds the remaining deadline ", absl::FormatDuration(r.deadline - now)),
+        Outcome::kDeadlineRefused);
+  }
+  return Enqueue(lane, r, admit, requeue, now);
+}
+
+Ticket Limiter::Impl::Enqueue(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue,
+                              absl::Time now) {
+  std::unique_ptr<CallerQueue>& owned = lane.callers[r.caller];
+  if (owned == nullptr) {
+    owned = std::make_unique<CallerQueue>();
+    owned->caller = r.caller;
+  }
+  CallerQueue* cq = owned.get();
+  const bool was_empty = cq->waiters.empty();
+  const Ticket ticket = (lane.index << kTicketSeqBits) | lane.next_seq++;
+  Waiter w{ticket, std::move(admit), r.deadline, now, requeue};
+  std::list<Waiter>::iterator it;
+  if (requeue) {  // At the head of its caller's queue, and the caller first in the round-robin.
+    it = cq->waiters.insert(
+        std::next(cq->waiters.begin(), static_cast<ptrdiff_t>(cq->requeued_at_head)), std::move(w));
+    ++cq->requeued_at_head;
+    if (!was_empty) lane.rr.erase(cq->rr_pos);
+    lane.rr.push_front(cq);
+    cq->rr_pos = lane.rr.begin();
+  } else {
+    it = cq->waiters.insert(cq->waiters.end(), std::move(w));
+    if (was_empty) cq->rr_pos = lane.rr.insert(lane.rr.end(), cq);
+  }
+  ++lane.depth;
+  if (r.deadline < absl::InfiniteFuture()) lane.deadlines.emplace(r.deadline, ticket);
+  lane.tickets.emplace(ticket, TicketRef{cq, it});
+  Rearm(lane);
+  return ticket;
+}
+
+Limiter::Impl::Waiter Limiter::Impl::Remove(Lane& lane, const TicketRef& ref) {
   CallerQueue* cq = ref.queue;
   Waiter w = std::move(*ref.it);
   if (w.requeued) --cq->requeued_at_head;
   cq->waiters.erase(ref.it);
   --lane.depth;
   if (w.deadline < absl::InfiniteFuture()) lane.deadlines.erase({w.deadline, w.id});
-  tickets_.erase(w.id);
+  lane.tickets.erase(w.id);
   if (cq->waiters.empty()) {
     lane.rr.erase(cq->rr_pos);
     lane.callers.erase(cq->caller);  // Destroys *cq.
@@ -289,23 +395,41 @@ bool Limiter::Impl::PacingExplainsExhaustion(const Lane& lane) const {
          Interval(lane) * static_cast<int64_t>(n);
 }
 
-void Limiter::Impl::Pump(Lane& lane, absl::Time now, Answers& out) {
-  // Deadlines first: a call whose deadline has come is never admitted.
+void Limiter::Impl::ExpireDeadlines(Lane& lane, absl::Time now, Answers& out) {
+  // A call whose deadline has come is never admitted.
   while (!lane.deadlines.empty() && lane.deadlines.begin()->first <= now) {
-    const Ticket id = lane.deadlines.begin()->second;
-    auto ref = tickets_.find(id);
-    const std::string caller = ref->second.queue->caller;
-    Waiter w = Remove(ref->second);
+    const TicketRef ref = lane.tickets.at(lane.deadlines.begin()->second);
+    const std::string caller = ref.queue->caller;
+    Waiter w = Remove(lane, ref);
     ++stats_.deadline_exceeded;
-    out.push_back(Answer{std::move(w.admit),
-                         absl::DeadlineExceededError(
-                             absl::StrCat("deadline passed while waiting for a rate-limit slot of ",
-                                          lane.key, " (", FormatLimit(lane.limit), ")")),
-                         lane.key, caller, Outcome::kDeadlineExceeded, now - w.enqueued,
-                         w.requeued});
+    out.push_back(Answered(w, lane, caller,
+                           absl::DeadlineExceededError(absl::StrCat(
+                               "deadline passed while waiting for a rate-limit slot of ", lane.key,
+                               " (", FormatLimit(lane.limit), ")")),
+                           Outcome::kDeadlineExceeded, now));
   }
-  while (lane.depth > 0) {
-    absl::StatusOr<absl::Time> slot = store_->TryTake(lane.key, lane.limit, now);
+}
+
+void Limiter::Impl::AdmitNext(Lane& lane, absl::Time now, Answers& out) {
+  CallerQueue* cq = lane.rr.front();
+  const std::string caller = cq->caller;
+  Waiter w = Remove(lane, TicketRef{cq, cq->waiters.begin()});
+  // Round-robin: the caller, if it still has calls, goes to the back.
+  if (auto it = lane.callers.find(caller); it != lane.callers.end()) {
+    CallerQueue* still = it->second.get();
+    lane.rr.erase(still->rr_pos);
+    still->rr_pos = lane.rr.insert(lane.rr.end(), still);
+  }
+  ++stats_.admitted;
+  RecordAdmission(lane, now);
+  out.push_back(Answered(w, lane, caller, absl::OkStatus(), Outcome::kAdmitted, now));
+}
+
+void Limiter::Impl::Pump(Lane& lane, Answers& out) {
+  ExpireDeadlines(lane, clock_->Now(), out);
+  while (lane.depth > 0 && !lane.taking && !closed_.load()) {
+    const absl::Time now = clock_->Now();
+    absl::StatusOr<absl::Time> slot = TakeUnlocked(lane, now);
     if (!slot.ok()) {
       lane.next_slot = now + options_.store_retry;
       break;
@@ -314,190 +438,182 @@ void Limiter::Impl::Pump(Lane& lane, absl::Time now, Answers& out) {
       lane.next_slot = *slot;
       break;
     }
-    CallerQueue* cq = lane.rr.front();
-    const std::string caller = cq->caller;
-    Waiter w = Remove(TicketRef{&lane, cq, cq->waiters.begin()});
-    // Round-robin: the caller, if it still has calls, goes to the back.
-    if (auto it = lane.callers.find(caller); it != lane.callers.end()) {
-      CallerQueue* still = it->second.get();
-      lane.rr.erase(still->rr_pos);
-      lane.rr.push_back(still);
-      still->rr_pos = std::prev(lane.rr.end());
-    }
-    ++stats_.admitted;
-    RecordAdmission(lane, now);
-    out.push_back(Answer{std::move(w.admit), absl::OkStatus(), lane.key, caller, Outcome::kAdmitted,
-                         now - w.enqueued, w.requeued});
+    // Waiters may have left during the take: a slot taken for none of them is lost.
+    ExpireDeadlines(lane, now, out);
+    if (lane.depth == 0 || closed_.load()) break;
+    AdmitNext(lane, now, out);
   }
   Rearm(lane);
 }
 
 void Limiter::Impl::Rearm(Lane& lane) {
+  // While a take is under way its thread re-arms when done; only deadlines need the timer.
   absl::Time when = absl::InfiniteFuture();
   if (lane.depth > 0) {
-    when = lane.next_slot;
+    if (!lane.taking) when = lane.next_slot;
     if (!lane.deadlines.empty()) when = std::min(when, lane.deadlines.begin()->first);
   }
+  const bool wanted = when < absl::InfiniteFuture() && !closed_.load();
   if (lane.has_timer) {
-    if (lane.depth > 0 && lane.timer_at == when) return;
+    if (wanted && lane.timer_at == when) return;
     timers_->Cancel(lane.timer);  // If it is already running, its generation is stale.
     lane.has_timer = false;
   }
-  if (lane.depth == 0) return;
+  if (!wanted) return;
   const uint64_t gen = ++lane.timer_gen;
   std::weak_ptr<Impl> weak = weak_from_this();
-  lane.timer = timers_->Schedule(when, [weak, key = lane.key, gen] {
-    if (std::shared_ptr<Impl> self = weak.lock()) self->OnTimer(key, gen);
+  Lane* target = &lane;
+  lane.timer = timers_->Schedule(when, [weak, target, gen] {
+    if (std::shared_ptr<Impl> self = weak.lock()) self->OnTimer(*target, gen);
   });
   lane.timer_at = when;
   lane.has_timer = true;
 }
 
-void Limiter::Impl::OnTimer(const std::string& key, uint64_t gen) {
+void Limiter::Impl::OnTimer(Lane& lane, uint64_t gen) {
   Answers out;
   {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    auto it = lanes_.find(key);
-    if (it == lanes_.end()) return;
-    Lane& lane = *it->second;
-    if (!lane.has_timer || lane.timer_gen != gen) return;  // Superseded.
+    absl::MutexLock lock(&lane.mu);
+    if (closed_.load() || !lane.has_timer || lane.timer_gen != gen) return;  // Superseded.
     lane.has_timer = false;
-    Pump(lane, clock_->Now(), out);
+    Pump(lane, out);
   }
   Deliver(out);
 }
 
 bool Limiter::Impl::Cancel(Ticket ticket) {
+  const uint64_t index = ticket >> kTicketSeqBits;
+  Lane* lane = nullptr;
+  {
+    absl::MutexLock lock(&lanes_mu_);
+    if (index == 0 || index > by_index_.size()) return false;
+    lane = by_index_[index - 1];
+  }
   Answers out;
   {
-    absl::MutexLock lock(&mu_);
-    auto it = tickets_.find(ticket);
-    if (it == tickets_.end()) return false;
-    Lane& lane = *it->second.lane;
+    absl::MutexLock lock(&lane->mu);
+    auto it = lane->tickets.find(ticket);
+    if (it == lane->tickets.end()) return false;
     const std::string caller = it->second.queue->caller;
-    Waiter w = Remove(it->second);
+    Waiter w = Remove(*lane, it->second);
     ++stats_.cancelled;
-    Rearm(lane);
-    out.push_back(Answer{
-        std::move(w.admit), absl::CancelledError("cancelled while waiting for a rate-limit slot"),
-        lane.key, caller, Outcome::kCancelled, clock_->Now() - w.enqueued, w.requeued});
+    Rearm(*lane);
+    out.push_back(Answered(w, *lane, caller,
+                           absl::CancelledError("cancelled while waiting for a rate-limit slot"),
+                           Outcome::kCancelled, clock_->Now()));
   }
   Deliver(out);
   return true;
 }
 
-void Limiter::Impl::Block(absl::string_view key, std::optional<int64_t> remaining,
-                          std::optional<absl::Time> reset,
-                          std::optional<absl::Duration> retry_after) {
-  absl::Time until;
-  std::optional<Limit> ask_store;  // The lane's limit, when the store's record must be asked.
-  {
-    absl::MutexLock lock(&mu_);
-    if (closed_) return;
-    const absl::Time now = clock_->Now();
-    auto found = lanes_.find(key);
-    Lane* lane = found == lanes_.end() ? nullptr : found->second.get();
-    if (retry_after.has_value()) {
-      absl::Duration pause = *retry_after;
-      if (lane != nullptr) pause = std::max(pause, Interval(*lane));
-      until = now + pause;
-    } else {
-      if (!remaining.has_value() || *remaining > 0) return;
-      if (reset.has_value()) {
-        until = *reset;
-        // A window ends at most `per` from now (plus the header's 1 s rounding): a reset further
-        // away is bogus and must not freeze the lane.
-        if (lane != nullptr && lane->limit.valid()) {
-          until = std::min(until, now + lane->limit.per + absl::Seconds(1));
-        }
-      } else if (lane != nullptr && lane->limit.valid()) {
-        until = now + lane->limit.per;
-      } else {
-        return;
-      }
-      if (options_.trust_own_pacing && lane != nullptr) {
-        if (PacingExplainsExhaustion(*lane)) {
-          ++stats_.remaining_zero_trusted;
-          return;
-        }
-        if (lane->limit.valid()) ask_store = lane->limit;
-      }
-    }
-    if (until <= now) return;
+void Limiter::Impl::PauseLane(absl::string_view key, absl::Duration retry_after) {
+  if (closed_.load()) return;
+  const absl::Time now = clock_->Now();
+  Lane* lane = FindLane(key);
+  absl::Duration pause = retry_after;
+  if (lane != nullptr) {
+    absl::MutexLock lock(&lane->mu);
+    pause = std::max(pause, Interval(*lane));
   }
-  // The store is called without the lock (with Redis, up to two round trips): admissions,
-  // cancels and metrics of every lane go on meanwhile. A call this replica admits in between
-  // behaves as if this response had arrived a moment later.
-  //
+  if (pause <= absl::ZeroDuration()) return;
+  ApplyBlock(key, lane, now + pause);
+}
+
+void Limiter::Impl::BlockExhaustedLane(absl::string_view key, std::optional<absl::Time> reset) {
+  if (closed_.load()) return;
+  const absl::Time now = clock_->Now();
+  Lane* lane = FindLane(key);
+  if (lane == nullptr && !reset.has_value()) return;
+  std::optional<absl::Time> until = reset;
+  std::optional<Limit> ask_store;  // The lane's limit, when the store's record must be asked.
+  if (lane != nullptr) {
+    absl::MutexLock lock(&lane->mu);
+    const bool valid = lane->limit.valid();
+    // A window ends at most `per` from now (plus the header's 1 s rounding): a reset further
+    // away is bogus and must not freeze the lane. Without a reset: the whole window.
+    if (valid) {
+      until = std::min(
+          until.value_or(absl::InfiniteFuture()),
+          now + lane->limit.per + (reset.has_value() ? absl::Seconds(1) : absl::ZeroDuration()));
+    }
+    if (!until.has_value()) return;
+    if (options_.trust_own_pacing && PacingExplainsExhaustion(*lane)) {
+      ++stats_.remaining_zero_trusted;
+      return;
+    }
+    if (options_.trust_own_pacing && valid) ask_store = lane->limit;
+  }
+  if (*until <= now) return;
   // With a budget shared by several replicas (Redis), this replica's own admissions are only its
-  // share of the window (a third of it with 3 replicas), so PacingExplainsExhaustion never holds
-  // and every replica would stop until the reset (~2 s per window of 1 s: half the budget lost).
-  // The shared store keeps the same record over every replica's admissions (next to the GCRA
-  // state, written by the same atomic take): the same test, on the whole lane. Stores used by one
-  // process (in-process) keep none (nullopt), so a single replica is judged exactly as before.
-  // When the store cannot answer (Redis away) only this replica's own record counts: the lane
-  // blocks.
+  // share of the window, so PacingExplainsExhaustion rarely holds; the shared store keeps the
+  // same record over every replica's admissions and is asked (without any lock) instead. Stores
+  // used by one process keep none (nullopt); when the store cannot answer, the lane blocks.
   if (ask_store.has_value() &&
       store_->RecentAdmissionsFillWindow(key, *ask_store).value_or(false)) {
-    absl::MutexLock lock(&mu_);
     ++stats_.remaining_zero_trusted;
     return;
   }
-  store_->BlockUntil(key, until);
-  absl::MutexLock lock(&mu_);
+  ApplyBlock(key, lane, *until);
+}
+
+void Limiter::Impl::ApplyBlock(absl::string_view key, Lane* lane, absl::Time until) {
+  store_->BlockUntil(key, until);  // Without any lock: with Redis, a round trip.
   ++stats_.upstream_blocks;
-  if (closed_) return;
-  auto found = lanes_.find(key);
-  if (found != lanes_.end() && found->second->depth > 0) {
-    // The lane's timer moves to the new slot (or an earlier queued deadline); answers for
-    // queued calls stay on the timer thread.
-    Lane& lane = *found->second;
-    lane.next_slot = std::max(lane.next_slot, until);
-    Rearm(lane);
-  }
+  if (lane == nullptr || closed_.load()) return;
+  absl::MutexLock lock(&lane->mu);
+  if (lane->depth == 0) return;
+  // The lane's timer moves to the new slot (or an earlier queued deadline); answers for queued
+  // calls stay on the timer thread.
+  lane->next_slot = std::max(lane->next_slot, until);
+  Rearm(*lane);
 }
 
 void Limiter::Impl::Shutdown() {
-  Answers out;
+  closed_.store(true);
+  std::vector<Lane*> lanes;
   {
-    absl::MutexLock lock(&mu_);
-    closed_ = true;
-    const absl::Time now = clock_->Now();
-    for (auto& [key, lane] : lanes_) {
-      if (lane->has_timer) timers_->Cancel(lane->timer);
-      lane->has_timer = false;
-      while (lane->depth > 0) {
-        CallerQueue* cq = lane->rr.front();
-        const std::string caller = cq->caller;
-        Waiter w = Remove(TicketRef{lane.get(), cq, cq->waiters.begin()});
-        out.push_back(Answer{std::move(w.admit),
-                             absl::UnavailableError("rate limiter is shutting down"), key, caller,
-                             Outcome::kShutdown, now - w.enqueued, w.requeued});
-      }
+    absl::MutexLock lock(&lanes_mu_);
+    lanes = by_index_;
+  }
+  Answers out;
+  const absl::Time now = clock_->Now();
+  for (Lane* lane : lanes) {
+    absl::MutexLock lock(&lane->mu);
+    if (lane->has_timer) timers_->Cancel(lane->timer);
+    lane->has_timer = false;
+    while (lane->depth > 0) {
+      CallerQueue* cq = lane->rr.front();
+      const std::string caller = cq->caller;
+      Waiter w = Remove(*lane, TicketRef{cq, cq->waiters.begin()});
+      out.push_back(Answered(w, *lane, caller,
+                             absl::UnavailableError("rate limiter is shutting down"),
+                             Outcome::kShutdown, now));
     }
   }
   Deliver(out);
 }
 
-size_t Limiter::Impl::QueueDepth(absl::string_view lane) const {
-  absl::MutexLock lock(&mu_);
-  auto it = lanes_.find(lane);
-  return it == lanes_.end() ? 0 : it->second->depth;
+size_t Limiter::Impl::QueueDepth(absl::string_view key) const {
+  Lane* lane = FindLane(key);
+  if (lane == nullptr) return 0;
+  absl::MutexLock lock(&lane->mu);
+  return lane->depth;
 }
 
 std::vector<std::pair<std::string, size_t>> Limiter::Impl::QueueDepths() const {
-  absl::MutexLock lock(&mu_);
+  std::vector<Lane*> lanes;
+  {
+    absl::MutexLock lock(&lanes_mu_);
+    lanes = by_index_;
+  }
   std::vector<std::pair<std::string, size_t>> out;
-  out.reserve(lanes_.size());
-  for (const auto& [key, lane] : lanes_) out.emplace_back(key, lane->depth);
+  out.reserve(lanes.size());
+  for (Lane* lane : lanes) {
+    absl::MutexLock lock(&lane->mu);
+    out.emplace_back(lane->key, lane->depth);
+  }
   std::sort(out.begin(), out.end());
   return out;
-}
-
-LimiterStats Limiter::Impl::Stats() const {
-  absl::MutexLock lock(&mu_);
-  return stats_;
 }
 
 Limiter::Limiter(BudgetStore* store, Clock* clock, Timers* timers, LimiterOptions options)
@@ -517,11 +633,11 @@ bool Limiter::Cancel(Ticket ticket) { return impl_->Cancel(ticket); }
 
 void Limiter::Observe(absl::string_view lane, std::optional<int64_t> remaining,
                       std::optional<absl::Time> reset) {
-  impl_->Block(lane, remaining, reset, std::nullopt);
+  if (remaining.has_value() && *remaining <= 0) impl_->BlockExhaustedLane(lane, reset);
 }
 
 void Limiter::OnTooManyRequests(absl::string_view lane, absl::Duration retry_after) {
-  impl_->Block(lane, std::nullopt, std::nullopt, retry_after);
+  impl_->PauseLane(lane, retry_after);
 }
 
 size_t Limiter::QueueDepth(absl::string_view lane) const { return impl_->QueueDepth(lane); }

@@ -51,9 +51,14 @@
 //     emission interval. Then Requeue() puts the call back at the HEAD of its caller's queue (a
 //     429 means nothing executed), and its caller to the front of the round-robin: it goes next.
 //
-// Thread-safe. One lock covers every lane. Acquire/Requeue (empty queue) and the timer's pump
-// hold it across BudgetStore::TryTake (a Redis round trip with a shared store);
-// Observe/OnTooManyRequests call the store (BlockUntil, RecentAdmissionsFillWindow) without it.
+// Thread-safe. Each lane has its own lock and state, so lanes never wait on each other; a small
+// directory lock only maps lane keys to lanes. No lock is held while the store is called (with
+// Redis, a network round trip): a lane marks a take as under way, releases its lock, calls
+// BudgetStore::TryTake, and re-locks to apply the answer; meanwhile its calls can still queue,
+// cancel and expire, and other lanes go on. One take per lane is under way at a time. A slot
+// taken for a queued call that left (cancel, deadline) while the take was under way is lost.
+// Observe/OnTooManyRequests call the store (BlockUntil, RecentAdmissionsFillWindow) without
+// any lock either.
 // The Limiter does not own the store, clock or timers: they must outlive it and any
 // timer callback it scheduled (a callback that fires after the Limiter is gone does nothing).
 // Destroying the Limiter answers every waiting call with UNAVAILABLE.

@@ -190,10 +190,10 @@ void Exchange::OnAnswer(absl::StatusOr<upstream::HttpResponse> answer, absl::Tim
 }
 
 bool Exchange::RetryLater(const absl::Status& why) {
-  int attempt;
+  int attempt;  // Attempts that failed: resends after a 429 (nothing executed) do not count.
   {
     absl::MutexLock lock(&mu_);
-    attempt = report_.attempts;
+    attempt = report_.attempts - report_.requeues_after_429;
   }
   if (attempt >= env_->max_attempts) return false;
   absl::Duration delay = env_->backoff->Delay(attempt);

@@ -50,7 +50,9 @@ struct ExchangeEnv {
   ratelimit::RetryBudget* retry_budget = nullptr;
   const ratelimit::Backoff* backoff = nullptr;
   absl::Duration upstream_timeout = absl::Seconds(30);
-  int max_attempts = 4;  // First try included, for retried (idempotent) operations.
+  // First try included, for retried (idempotent) operations; resends after a 429 (nothing
+  // executed) do not count.
+  int max_attempts = 4;
   // Observes every upstream attempt (for metrics/logs): status 0 = transport failure.
   std::function<void(absl::string_view rpc, long status, absl::Duration took)> on_attempt;
 };
@@ -70,8 +72,8 @@ struct ExchangeParams {
 // What happened, for the call's log line.
 struct ExchangeReport {
   long upstream_status = 0;
-  int attempts = 0;
-  int requeues_after_429 = 0;
+  int attempts = 0;            // Upstream requests sent, the resends after a 429 included.
+  int requeues_after_429 = 0;  // Of those, resends after a 429: outside the attempt limit.
   absl::Duration queue_wait = absl::ZeroDuration();
 };
 

@@ -145,7 +145,7 @@ void Gateway::Report(const CallInfo& info, const absl::Status& status,
     line.upstream_status = static_cast<int>(report.upstream_status);
     line.cache = info.cache;
     line.queue_wait = report.queue_wait;
-    line.retries = std::max(0, report.attempts - 1) + report.requeues_after_429;
+    line.retries = std::max(0, report.attempts - 1);  // Every resend, 429s included.
     line.request_id = info.request_id;
     if (!status.ok()) line.error = std::string(status.message());
     log->LogCall(line);

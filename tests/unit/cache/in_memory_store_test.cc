@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
-#include "service/common/clock.h"
+#include "tests/support/fake_clock.h"
 
 namespace sag::cache {
 namespace {

@@ -18,7 +18,7 @@
 #include "gtest/gtest.h"
 #include "service/cache/in_memory_store.h"
 #include "service/cache/keys.h"
-#include "service/common/clock.h"
+#include "tests/support/fake_clock.h"
 
 namespace sag::cache {
 namespace {

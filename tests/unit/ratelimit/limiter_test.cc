@@ -8,10 +8,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
-#include "service/common/clock.h"
+#include "tests/support/fake_budget_store.h"
+#include "tests/support/fake_clock.h"
 #include "tests/unit/ratelimit/test_util.h"
 
 namespace sag::ratelimit {
@@ -746,6 +748,95 @@ TEST(LimiterRealTimersTest, ConcurrentAcquireAndCancelAnswerEachCallOnce) {
     EXPECT_TRUE(all_done.WaitForNotificationWithTimeout(absl::Seconds(20)));
   }
   for (size_t i = 0; i < answers.size(); ++i) EXPECT_EQ(answers[i].load(), 1) << i;
+}
+
+// A slow store (a Redis round trip) on one lane must not stall the others: no lock of the
+// limiter is held while the store is called.
+TEST(LimiterLanesTest, SlowStoreOnOneLaneDoesNotStallAnother) {
+  FakeClock clock;
+  ::sag::testing::FakeBudgetStore store;
+  Limiter limiter(&store, &clock, &clock);
+  store.Hold("ws/slow");
+  absl::Notification slow_admitted;
+  std::thread slow([&] {
+    limiter.Acquire(AcquireRequest{"ws/slow", k10PerSecond, "a"},
+                    [&](absl::Status s) { slow_admitted.Notify(); });
+  });
+  ASSERT_TRUE(store.WaitForHeld(1));  // The slow lane's take is under way.
+  // Another lane, and the slow lane's own queue, cancel and stats, all answer meanwhile.
+  absl::Notification other_admitted;
+  absl::Status other_status = absl::UnknownError("not answered");
+  std::thread other([&] {
+    limiter.Acquire(AcquireRequest{"ws/fast", k10PerSecond, "b"}, [&](absl::Status s) {
+      other_status = s;
+      other_admitted.Notify();
+    });
+    EXPECT_EQ(limiter.QueueDepth("ws/slow"), 0u);
+    (void)limiter.Stats();
+  });
+  const bool answered = other_admitted.WaitForNotificationWithTimeout(absl::Seconds(10));
+  store.Release();
+  other.join();
+  slow.join();
+  EXPECT_TRUE(answered) << "a held TryTake of ws/slow blocked ws/fast";
+  EXPECT_TRUE(other_status.ok()) << other_status;
+  EXPECT_TRUE(slow_admitted.HasBeenNotified());
+}
+
+// Calls that arrive while a lane's take is under way queue, and are served after it, in order.
+TEST(LimiterLanesTest, CallsArrivingDuringATakeQueueBehindIt) {
+  FakeClock clock;
+  ::sag::testing::FakeBudgetStore store;
+  Limiter limiter(&store, &clock, &clock);
+  absl::Mutex mu;
+  std::vector<std::string> order;
+  auto record = [&](std::string name) {
+    return [&, name](absl::Status s) {
+      absl::MutexLock lock(&mu);
+      order.push_back(absl::StrCat(name, s.ok() ? "" : ":error"));
+    };
+  };
+  store.Hold(kLane);
+  std::thread first([&] {
+    limiter.Acquire(AcquireRequest{std::string(kLane), k10PerSecond, "a"}, record("1"));
+  });
+  ASSERT_TRUE(store.WaitForHeld(1));
+  // On a thread, bounded: a limiter holding a lock across the take would block it.
+  Ticket second = kNoTicket;
+  absl::Notification queued;
+  std::thread caller([&] {
+    second = limiter.Acquire(AcquireRequest{std::string(kLane), k10PerSecond, "a"}, record("2"));
+    queued.Notify();
+  });
+  const bool returned = queued.WaitForNotificationWithTimeout(absl::Seconds(10));
+  const size_t depth = returned ? limiter.QueueDepth(kLane) : 0;
+  store.Release();
+  caller.join();
+  first.join();
+  ASSERT_TRUE(returned) << "Acquire waited for the lane's take";
+  EXPECT_NE(second, kNoTicket);  // Queued: the lane's take was under way.
+  EXPECT_EQ(depth, 1u);
+  clock.Advance(absl::Milliseconds(200));
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(order, (std::vector<std::string>{"1", "2"}));
+}
+
+TEST(LimiterLanesTest, CancelOfAnUnknownOrForeignTicketDoesNothing) {
+  FakeClock clock;
+  InProcessBudgetStore store;
+  Limiter limiter(&store, &clock, &clock);
+  EXPECT_FALSE(limiter.Cancel(kNoTicket));
+  EXPECT_FALSE(limiter.Cancel(12345));
+  EXPECT_FALSE(limiter.Cancel(~Ticket{0}));
+  int answers = 0;
+  limiter.Acquire(AcquireRequest{"ws/a", k1PerSecond, "a"}, [&](absl::Status) { ++answers; });
+  Ticket queued =
+      limiter.Acquire(AcquireRequest{"ws/a", k1PerSecond, "a"}, [&](absl::Status) { ++answers; });
+  ASSERT_NE(queued, kNoTicket);
+  EXPECT_FALSE(limiter.Cancel(queued + 1));
+  EXPECT_TRUE(limiter.Cancel(queued));
+  EXPECT_FALSE(limiter.Cancel(queued));
+  EXPECT_EQ(answers, 2);
 }
 
 }  // namespace

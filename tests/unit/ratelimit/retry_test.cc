@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "service/common/clock.h"
+#include "tests/support/fake_clock.h"
 
 namespace sag::ratelimit {
 namespace {

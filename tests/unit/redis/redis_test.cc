@@ -17,7 +17,7 @@
 #include "absl/time/time.h"
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
-#include "service/common/clock.h"
+#include "tests/support/fake_clock.h"
 #include "service/ratelimit/budget_store.h"
 #include "service/ratelimit/limiter.h"
 #include "service/redis/redis_budget_store.h"

@@ -1,0 +1,228 @@
+// In-process tests of the Gateway (service/server/gateway.h) behind a real gRPC server in this
+// process (an in-process channel: no port, no child process), with fake HTTP, token source and
+// budget store and the fake clock. gRPC runs the handlers on its own threads, so the tests wait
+// for the fake upstream to receive a request (bounded) before answering it; nothing sleeps.
+#include "service/server/gateway.h"
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "service/server/audiences_service.h"
+#include "tests/support/fake_budget_store.h"
+#include "tests/support/fake_clock.h"
+#include "tests/support/fake_http_client.h"
+#include "tests/support/fake_token_source.h"
+
+namespace sag {
+namespace {
+
+namespace v1 = segment::audiences::v1;
+using ::sag::testing::FakeBudgetStore;
+using ::sag::testing::FakeHttpClient;
+using ::sag::testing::FakeTokenSource;
+
+constexpr char kAudienceBody[] = R"({"data":{"audience":{"id":"aud_1","name":"A"}}})";
+constexpr absl::Duration kWait = absl::Seconds(10);  // Bound of every wait on another thread.
+
+// A unary call made with the async stub; Wait() blocks (bounded) until gRPC answers it.
+template <typename Response>
+struct PendingCall {
+  grpc::ClientContext context;
+  Response response;
+  grpc::Status status;
+  absl::Notification done;
+  bool Wait() { return done.WaitForNotificationWithTimeout(kWait); }
+};
+
+class GatewayTest : public ::testing::Test {
+ protected:
+  GatewayTest() : clock_(absl::Now()), logger_(&log_, telemetry::LogLevel::kInfo) {
+    env_.http = &http_;
+    env_.clock = &clock_;
+    env_.timers = &clock_;
+    env_.limiter = &limiter_;
+    env_.retry_budget = &retry_budget_;
+    env_.backoff = &backoff_;
+    env_.max_attempts = 3;
+    Workspace ws;
+    ws.name = "ws";
+    ws.tokens = &tokens_;
+    std::vector<Workspace> workspaces;
+    workspaces.push_back(ws);
+    GatewayOptions options;
+    options.upstream_url = "https://api.example";
+    gateway_ = *Gateway::Create(options, &env_, std::move(workspaces), {}, {nullptr, &logger_});
+    service_ = std::make_unique<AudiencesServiceImpl>(gateway_.get());
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    channel_ = server_->InProcessChannel(grpc::ChannelArguments());
+    stub_ = v1::AudiencesService::NewStub(channel_);
+  }
+  ~GatewayTest() override { server_->Shutdown(absl::ToChronoTime(absl::Now() + kWait)); }
+
+  std::unique_ptr<PendingCall<v1::GetAudienceResponse>> GetAudience(std::string space,
+                                                                    std::string id) {
+    auto call = std::make_unique<PendingCall<v1::GetAudienceResponse>>();
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::GetAudienceRequest request;
+    request.set_space_id(space);
+    request.set_id(id);
+    auto* c = call.get();
+    stub_->async()->GetAudience(&c->context, &request, &c->response, [c](grpc::Status s) {
+      c->status = std::move(s);
+      c->done.Notify();
+    });
+    return call;
+  }
+
+  std::unique_ptr<PendingCall<v1::CreateAudienceResponse>> CreateAudience() {
+    auto call = std::make_unique<PendingCall<v1::CreateAudienceResponse>>();
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+    v1::CreateAudienceRequest request;
+    request.set_space_id("spa_1");
+    request.mutable_audience()->set_name("A");
+    request.mutable_audience()->mutable_definition()->set_query("event('x').count() > 0");
+    auto* c = call.get();
+    stub_->async()->CreateAudience(&c->context, &request, &c->response, [c](grpc::Status s) {
+      c->status = std::move(s);
+      c->done.Notify();
+    });
+    return call;
+  }
+
+  // The log lines whose msg is `msg`, parsed.
+  std::vector<nlohmann::json> LogLines(absl::string_view msg) {
+    std::vector<nlohmann::json> out;
+    for (absl::string_view line : absl::StrSplit(log_.str(), '\n', absl::SkipEmpty())) {
+      nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object() && j.value("msg", "") == msg) out.push_back(j);
+    }
+    return out;
+  }
+
+  FakeClock clock_;
+  FakeHttpClient http_;
+  FakeTokenSource tokens_;
+  FakeBudgetStore store_;
+  ratelimit::Limiter limiter_{&store_, &clock_, &clock_};
+  ratelimit::RetryBudget retry_budget_{&clock_};
+  ratelimit::Backoff backoff_{{}, [] { return 0.5; }};
+  std::ostringstream log_;
+  telemetry::Logger logger_;
+  ExchangeEnv env_;
+  std::unique_ptr<Gateway> gateway_;
+  std::unique_ptr<AudiencesServiceImpl> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::AudiencesService::Stub> stub_;
+};
+
+TEST_F(GatewayTest, AnswersFromTheUpstreamWithTheToken) {
+  auto call = GetAudience("spa_1", "aud_1");
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  upstream::HttpRequest sent = http_.Request(0);
+  EXPECT_EQ(sent.method, "GET");
+  EXPECT_EQ(sent.url, "https://api.example/spaces/spa_1/audiences/aud_1");
+  bool has_token = false;
+  for (const auto& [name, value] : sent.headers) {
+    if (name == "Authorization") has_token = value == "Bearer test-token-0123456789";
+  }
+  EXPECT_TRUE(has_token);
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(call->Wait());
+  ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+  EXPECT_EQ(call->response.audience().id(), "aud_1");
+}
+
+// The call log's `retries` counts requests sent again: one after a 429 is one, not two.
+TEST_F(GatewayTest, RetryAfterTooManyRequestsIsLoggedOnce) {
+  auto call = GetAudience("spa_1", "aud_1");
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  ASSERT_TRUE(http_.Respond(429, R"({"errors":[{"data":{"msBeforeNext":1000}}]})"));
+  clock_.Advance(absl::Seconds(2));
+  ASSERT_TRUE(http_.WaitForSent(2, kWait));
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(call->Wait());
+  ASSERT_TRUE(call->status.ok()) << call->status.error_message();
+  std::vector<nlohmann::json> lines = LogLines("call");
+  ASSERT_EQ(lines.size(), 1u) << log_.str();
+  EXPECT_EQ(lines[0]["retries"], 1) << lines[0].dump();
+  EXPECT_EQ(lines[0]["upstream_status"], 200);
+}
+
+TEST_F(GatewayTest, WriteIsSentOnceAndAuditedWhenTheUpstreamFails) {
+  auto call = CreateAudience();
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  ASSERT_TRUE(http_.Respond(503));
+  ASSERT_TRUE(call->Wait());
+  EXPECT_EQ(call->status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << call->status.error_message();
+  clock_.Advance(absl::Seconds(10));  // Past any back-off a retry would wait.
+  EXPECT_EQ(http_.SentCount(), 1u);
+  std::vector<nlohmann::json> audit = LogLines("audit");
+  ASSERT_EQ(audit.size(), 1u) << log_.str();
+  EXPECT_EQ(audit[0]["rpc"], "CreateAudience") << audit[0].dump();
+}
+
+TEST_F(GatewayTest, CallerCancellingAbortsTheUpstreamRequest) {
+  auto call = GetAudience("spa_1", "aud_1");
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  call->context.TryCancel();
+  ASSERT_TRUE(call->Wait());
+  EXPECT_EQ(call->status.error_code(), grpc::StatusCode::CANCELLED);
+  // The server side sees the cancellation on a gRPC thread: wait for the upstream abort.
+  ASSERT_TRUE(http_.WaitForCancels(1, kWait));
+  EXPECT_EQ(http_.CancelCount(), 1u);
+  EXPECT_EQ(http_.InFlight(), 0u);
+}
+
+TEST_F(GatewayTest, NoTokenIsUnavailableAndSendsNothing) {
+  tokens_.Set(absl::UnavailableError("token file is empty"));
+  auto call = GetAudience("spa_1", "aud_1");
+  ASSERT_TRUE(call->Wait());
+  EXPECT_EQ(call->status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(call->status.error_message(), "no Segment token"));
+  EXPECT_EQ(http_.SentCount(), 0u);
+}
+
+TEST_F(GatewayTest, MalformedOversizedAndHostileIdsAreRefusedBeforeTheUpstream) {
+  for (const std::string& id : {std::string(""), std::string(5000, 'a'), std::string("../admin"),
+                                std::string("aud_1?x=1"), std::string("aud\n1")}) {
+    auto call = GetAudience("spa_1", id);
+    ASSERT_TRUE(call->Wait());
+    EXPECT_EQ(call->status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << id.size();
+  }
+  EXPECT_EQ(http_.SentCount(), 0u);
+  // A listing's raw bytes that are no message at all.
+  grpc::GenericStub generic(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  grpc::Slice garbage(std::string("\xff\xff\xff\xff garbage", 12));
+  grpc::ByteBuffer request(&garbage, 1);
+  grpc::ByteBuffer response;
+  absl::Notification done;
+  grpc::Status status;
+  generic.UnaryCall(&context, "/segment.audiences.v1.AudiencesService/ListAudiences",
+                    grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+                      status = std::move(s);
+                      done.Notify();
+                    });
+  ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_EQ(http_.SentCount(), 0u);
+}
+
+}  // namespace
+}  // namespace sag
