@@ -19,9 +19,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
@@ -32,6 +30,8 @@
 #include "service/auth/token_source.h"
 #include "service/cache/in_memory_store.h"
 #include "service/cache/listing_cache.h"
+#include "service/common/bind_check.h"
+#include "service/common/cli.h"
 #include "service/common/clock.h"
 #include "service/config/config.h"
 #include "service/operations/operation_table.h"
@@ -164,22 +164,17 @@ std::shared_ptr<grpc::ServerCredentials> ServerCredentials() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::FlagsUsageConfig usage;
-  usage.version_string = [] { return std::string("audiences-gateway " SAG_VERSION "\n"); };
-  usage.contains_helpshort_flags = [](absl::string_view) { return true; };
-  usage.contains_help_flags = [](absl::string_view f) {
-    return absl::StrContains(f, "service/") || absl::StrContains(f, "main.cc");
-  };
-  absl::SetFlagsUsageConfig(usage);
-  absl::SetProgramUsageMessage(
-      "gRPC gateway to Segment's Public API Audiences operations.\n"
-      "Usage: audiences-gateway [--config=FILE] [--listen=ADDR] [--upstream_url=URL] "
-      "[--token_file=FILE] ...");
+  const sag::cli::Program program{
+      "audiences-gateway",
+      "audiences-gateway: gRPC gateway to Segment's Public API Audiences operations.\n"
+      "Usage: audiences-gateway [--config=FILE] [--listen=ADDR] [--upstream_url=URL]\n"
+      "                         [--token_file=FILE] ...",
+      SAG_VERSION, [](absl::string_view file) { return absl::EndsWith(file, "service/main.cc"); }};
   // Debian's Abseil checks every mutex acquisition for lock-order cycles (a debugging aid that
   // costs ~5% CPU on the hit path); the gateway's locks are tested by their own unit tests.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   std::set<std::string> given = sag::config::FlagsSetOnCommandLine(argc, argv);
-  absl::ParseCommandLine(argc, argv);
+  sag::cli::ParseCommandLineOrExit(argc, argv, program);
 
   // The config file: flags it names (the command line wins), and the workspace.
   std::vector<sag::config::WorkspaceConfig> workspace_configs;
@@ -461,9 +456,15 @@ int main(int argc, char** argv) {
   int port = 0;
   std::string listen = absl::GetFlag(FLAGS_listen);
   builder.AddListeningPort(listen, ServerCredentials(), &port);
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port would start and silently
+  // take half the connections. Off, a busy port fails to bind.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) Die(absl::StrCat("cannot listen on ", listen), 1);
+  if (server == nullptr || port == 0) {
+    std::string why = sag::BindError(listen);
+    Die(absl::StrCat("--listen: cannot listen on ", listen, why.empty() ? "" : ": ", why), 1);
+  }
 
   auto* health = server->GetHealthCheckService();
   absl::Notification stopping;

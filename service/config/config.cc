@@ -20,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "service/common/cli.h"
 #include "service/common/utf8.h"
 
 namespace sag {
@@ -78,40 +79,15 @@ absl::Status Problems(const std::vector<std::string>& errors) {
   return absl::InvalidArgumentError(message);
 }
 
-size_t EditDistance(absl::string_view a, absl::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // " (did you mean 'listen'?)" when a flag or section name is close to `key`.
 std::string Suggestion(absl::string_view key) {
-  if (key.size() > 64) return "";
   std::vector<std::string> candidates;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (!IsNotFromFile(name)) candidates.emplace_back(name);
   }
   for (const char* section : kConfigSections) candidates.emplace_back(section);
   std::sort(candidates.begin(), candidates.end());
-  const std::string lower = absl::AsciiStrToLower(key);
-  std::string best;
-  size_t best_distance = std::max<size_t>(1, std::min<size_t>(3, key.size() / 3)) + 1;
-  for (const std::string& candidate : candidates) {
-    const size_t d = EditDistance(lower, candidate);
-    if (d < best_distance) {
-      best_distance = d;
-      best = candidate;
-    }
-  }
+  const std::string best = ::sag::cli::Nearest(key, candidates);
   return best.empty() ? "" : absl::StrCat(" (did you mean '", best, "'?)");
 }
 

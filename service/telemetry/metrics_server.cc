@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <utility>
 
@@ -105,9 +106,12 @@ absl::Status MetricsServer::Start() {
           absl::StrCat("metrics: cannot bind ", options_.address, " (", host_, ")"));
     }
   } else {
+    errno = 0;
     if (!server_->bind_to_port(host_, requested_port)) {
+      // httplib closes the socket after a failed bind(); errno still tells why.
       return absl::UnavailableError(
-          absl::StrCat("metrics: cannot bind ", options_.address, " (address in use?)"));
+          absl::StrCat("metrics: cannot bind ", options_.address,
+                       errno == EADDRINUSE ? ": address already in use" : " (address in use?)"));
     }
     port_ = requested_port;
   }

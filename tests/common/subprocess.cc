@@ -133,6 +133,17 @@ absl::StatusOr<int> Subprocess::Stop(int sig, absl::Duration timeout) {
   return code;
 }
 
+absl::StatusOr<ProgramResult> RunProgram(std::vector<std::string> argv,
+                                         std::vector<std::string> env, absl::Duration timeout) {
+  auto p = Subprocess::Start(std::move(argv), std::move(env));
+  if (!p.ok()) return p.status();
+  absl::StatusOr<int> code = (*p)->WaitExit(timeout);
+  if (!code.ok()) return code.status();  // The destructor kills it.
+  // A needle that never appears: returns once the output reached end of file.
+  (void)(*p)->WaitForLine("\x01\x02 no such line", absl::Seconds(5));
+  return ProgramResult{*code, (*p)->Output()};
+}
+
 int PortFromLine(const std::string& line) {
   static const std::regex re(R"((?:127\.0\.0\.1|localhost|\[::1\]|0\.0\.0\.0):(\d+))");
   std::smatch m;

@@ -34,11 +34,12 @@ class Subprocess {
   std::string Output();
   pid_t pid() const { return pid_; }
   bool Running();
+  // Waits up to `timeout` for the child to exit by itself; its exit code, or DEADLINE_EXCEEDED.
+  absl::StatusOr<int> WaitExit(absl::Duration timeout);
 
  private:
   Subprocess() = default;
   void ReadLoop();
-  absl::StatusOr<int> WaitExit(absl::Duration timeout);
 
   pid_t pid_ = -1;
   int out_fd_ = -1;
@@ -49,6 +50,17 @@ class Subprocess {
   bool reaped_ = false;
   int exit_code_ = -1;
 };
+
+// What a program printed (stdout and stderr together) and its exit code (128+signal if killed).
+struct ProgramResult {
+  int code = -1;
+  std::string output;
+};
+// Runs argv to its exit, at most `timeout` (then kills it: DEADLINE_EXCEEDED), and reads all
+// its output.
+absl::StatusOr<ProgramResult> RunProgram(std::vector<std::string> argv,
+                                         std::vector<std::string> env = {},
+                                         absl::Duration timeout = absl::Seconds(30));
 
 // The port in a line like "... listening on http://127.0.0.1:PORT ..." or "...on 127.0.0.1:PORT".
 int PortFromLine(const std::string& line);

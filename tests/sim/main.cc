@@ -10,15 +10,13 @@
 #include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "faults.h"
 #include "rate_limits.h"
+#include "service/common/cli.h"
 #include "simulator.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:8080",
@@ -98,23 +96,15 @@ bool ParseListen(const std::string& listen, std::string* host, int* port) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "a local simulator of the Segment Public API's 14 Audiences operations.\n"
-      "Usage: segment-sim [--listen=127.0.0.1:8080] [--token=T] [--rate_limits=OP=N/DUR,...] "
-      "[--preview_duration=2s] [--latency=0s] [--threads=32] [--preview_monthly_quota=700]\n"
-      "       [--fault_5xx_rate=F] [--fault_5xx_after_rate=F] [--fault_reset_rate=F]\n"
-      "       [--fault_malformed_rate=F] [--fault_latency=DUR] [--fault_ops=OP,...] "
-      "[--fault_seed=N]\n"
-      "Debug endpoints: GET /__sim/stats (injected faults under \"faults\"), GET "
-      "/__sim/requests, POST /__sim/reset.");
-  // --help lists this file's flags (absl's default looks for <program>.cc).
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view path) {
-    return absl::EndsWith(path, "sim/main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
-  absl::ParseCommandLine(argc, argv);
+  const sag::cli::Program program{
+      "segment-sim",
+      "segment-sim: a local simulator of the Segment Public API's 14 Audiences operations.\n"
+      "Usage: segment-sim [--listen=127.0.0.1:8080] [--token=T] [--rate_limits=OP=N/DUR,...]\n"
+      "                   [--fault_*=...] ...\n"
+      "Debug endpoints: GET /__sim/stats (injected faults under \"faults\"),\n"
+      "GET /__sim/requests, POST /__sim/reset.",
+      "", [](absl::string_view file) { return absl::EndsWith(file, "sim/main.cc"); }};
+  sag::cli::ParseCommandLineOrExit(argc, argv, program);
 
   sim::SimulatorOptions options;
   if (!ParseListen(absl::GetFlag(FLAGS_listen), &options.host, &options.port)) {

@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <deque>
 #include <map>
 #include <optional>
@@ -212,9 +213,12 @@ class Simulator::Impl {
             absl::StrCat("segment-sim: cannot bind ", options_.host, ":0"));
       }
     } else {
+      errno = 0;
       if (!server_.bind_to_port(options_.host, options_.port)) {
+        // httplib closes the socket after a failed bind(); errno still tells why.
+        const char* why = errno == EADDRINUSE ? ": address already in use" : "";
         return absl::UnavailableError(
-            absl::StrCat("segment-sim: cannot bind ", options_.host, ":", options_.port));
+            absl::StrCat("segment-sim: cannot bind ", options_.host, ":", options_.port, why));
       }
       port_ = options_.port;
     }
