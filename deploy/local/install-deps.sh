@@ -17,6 +17,12 @@ command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 # is kept: Debian's kubernetes-client conflicts with other kubectl packages).
 packages+=(yamllint shellcheck)
 command -v kubectl >/dev/null 2>&1 || packages+=(kubernetes-client)
+# Container tests (ctest label `container`): podman builds and runs deploy/docker/Dockerfile on a
+# Debian 12 base that debootstrap makes (no registry needed). runc: crun cannot start containers
+# on VMs without CAP_SYS_RESOURCE. catatonit: podman builds its pods' pause image from it (no
+# registry). iptables: published ports. dnsname: pods reach each other by name (`podman kube play`).
+packages+=(podman buildah runc catatonit iptables debootstrap containernetworking-plugins
+  golang-github-containernetworking-plugin-dnsname)
 
 missing=()
 for p in "${packages[@]}"; do
