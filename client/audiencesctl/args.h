@@ -1,5 +1,5 @@
-// The command-line parser of audiencesctl: flags and positional arguments mixed in any order,
-// in the GNU/kubectl style.
+// The command-line parser of audiencesctl (on CLI11): flags and positional arguments mixed in
+// any order, in the GNU/kubectl style.
 //
 //   --name=value   --name value   -n value   -nvalue   -n=value   --flag (boolean)
 //   --flag=false   -name=value (one dash, a long name: absl-flags compatible)
@@ -7,8 +7,9 @@
 //   -              a positional (stdin)
 //
 // Every flag is declared once (FlagSpec) with whether it takes a value, so "--id aud_1" and
-// "--all aud_1" parse without knowing the command; the command then checks that the flags given
-// are its own.
+// "--all aud_1" parse without knowing the command. Flags not in the specs are not an error here:
+// they are returned in Args::unknown for the caller to explain (with a suggestion).
+// Also the value parsers of flags, and the "did you mean" of every name a user types.
 #ifndef SAG_CLIENT_AUDIENCESCTL_ARGS_H_
 #define SAG_CLIENT_AUDIENCESCTL_ARGS_H_
 
@@ -32,16 +33,19 @@ struct FlagSpec {
 
 struct Args {
   std::vector<std::string> positionals;
-  // Flags in the order given, by long name; a boolean flag's value is "true" or "false".
+  // Flags given, by long name (the last value of each); a boolean flag's value is "true"/"false".
   std::vector<std::pair<std::string, std::string>> flags;
+  // Flags not in the specs, as written ("--nmae", "-x"), in order.
+  std::vector<std::string> unknown;
 
   bool Has(absl::string_view name) const;
-  // The last value given for `name`, else `fallback`.
+  // The value given for `name`, else `fallback`.
   std::string Get(absl::string_view name, const std::string& fallback = "") const;
   bool GetBool(absl::string_view name) const;
 };
 
-// Parses argv (without the program name) against `specs`.
+// Parses argv (without the program name) against `specs`. Fails on a flag missing its value or
+// a boolean flag given something other than true/false.
 absl::StatusOr<Args> ParseArgs(const std::vector<std::string>& argv,
                                const std::vector<FlagSpec>& specs);
 
@@ -55,6 +59,19 @@ absl::StatusOr<std::vector<int>> ParseIntList(absl::string_view name, absl::stri
 absl::StatusOr<std::vector<int>> ParseDays(absl::string_view text);
 // "a,b,c" -> {"a","b","c"} (empty pieces dropped, spaces trimmed).
 std::vector<std::string> SplitList(absl::string_view text);
+
+// The candidates nearest to `typed` by edit distance (case-insensitive, a transposition counts
+// one): those at the smallest distance, if it is small enough to be a typo (at most 1 + a
+// quarter of the length); at most 3.
+std::vector<std::string> Nearest(absl::string_view typed,
+                                 const std::vector<std::string>& candidates);
+// " (did you mean X?)" / " (did you mean X or Y?)", or "" when nothing is near.
+std::string DidYouMean(absl::string_view typed, const std::vector<std::string>& candidates);
+
+// A duration for people: "10.2s", "1m5s", "250ms", "0s" (a tenth of a second at most).
+std::string HumanDuration(absl::Duration d);
+// `text` with every absl-formatted duration ("10.193676945s", "1m0.5s") written by HumanDuration.
+std::string HumanizeDurations(absl::string_view text);
 
 }  // namespace audiencesctl
 

@@ -20,6 +20,9 @@ int Main(const std::vector<std::string>& argv);
 // The bash completion script (`audiencesctl completion bash`).
 std::string BashCompletion();
 
+// The version printed by `audiencesctl version` (and sent in the user-agent).
+std::string VersionString();
+
 // Every command as it is typed ("audiences list", "call", ...).
 std::vector<std::string> CommandPaths();
 

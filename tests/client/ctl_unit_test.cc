@@ -53,12 +53,52 @@ TEST(ParseArgsTest, SpaceSeparatedValuesBooleansAndDoubleDash) {
   EXPECT_EQ(args->positionals, std::vector<std::string>{"-"});
 }
 
+TEST(ParseArgsTest, UnknownFlagsAreReturnedForTheCallerToExplain) {
+  auto args = ParseArgs({"audiences", "--nope=1", "-x", "list", "--space", "s"}, kSpecs);
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_EQ(args->unknown, (std::vector<std::string>{"--nope", "-x"}));
+  EXPECT_EQ(args->Get("space"), "s");
+  EXPECT_EQ(args->positionals, (std::vector<std::string>{"audiences", "list"}));
+  // An empty value is a value.
+  args = ParseArgs({"--space=", "-o="}, kSpecs);
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->Has("space"));
+  EXPECT_EQ(args->Get("space", "x"), "");
+  EXPECT_EQ(args->Get("output", "x"), "");
+}
+
 TEST(ParseArgsTest, Errors) {
-  EXPECT_FALSE(ParseArgs({"--nope"}, kSpecs).ok());
-  EXPECT_FALSE(ParseArgs({"-x"}, kSpecs).ok());
   EXPECT_FALSE(ParseArgs({"--space"}, kSpecs).ok());  // Missing value.
   EXPECT_FALSE(ParseArgs({"--all=maybe"}, kSpecs).ok());
   EXPECT_EQ(ParseArgs({"--space"}, kSpecs).status().message(), "flag --space needs a value (ID)");
+  EXPECT_EQ(ParseArgs({"--all=maybe"}, kSpecs).status().message(),
+            "flag --all is true or false, not 'maybe'");
+}
+
+TEST(SuggestTest, NearestNamesByEditDistance) {
+  const std::vector<std::string> flags = {"--name", "--space", "--query", "--description"};
+  EXPECT_EQ(Nearest("--nmae", flags), std::vector<std::string>{"--name"});
+  EXPECT_EQ(Nearest("--spcae", flags), std::vector<std::string>{"--space"});
+  EXPECT_TRUE(Nearest("--zzzzzz", flags).empty());
+  EXPECT_EQ(DidYouMean("getaudience", {"GetAudience", "GetAudiencePreview"}),
+            " (did you mean GetAudience?)");
+  EXPECT_EQ(DidYouMean("lst", {"list", "get"}), " (did you mean list?)");
+  EXPECT_EQ(DidYouMean("xyz", {"list", "get"}), "");
+  // Hostile input: long strings get no suggestion (and no quadratic work).
+  EXPECT_TRUE(Nearest(std::string(100000, 'a'), flags).empty());
+}
+
+TEST(DurationTest, HumanDurations) {
+  EXPECT_EQ(HumanDuration(absl::Nanoseconds(10193676945)), "10.2s");
+  EXPECT_EQ(HumanDuration(absl::Seconds(3)), "3s");
+  EXPECT_EQ(HumanDuration(absl::Milliseconds(250)), "250ms");
+  EXPECT_EQ(HumanDuration(absl::Seconds(65.25)), "1m5.3s");
+  EXPECT_EQ(HumanDuration(absl::Minutes(2)), "2m");
+  EXPECT_EQ(HumanDuration(absl::Hours(1) + absl::Minutes(1)), "1h1m");
+  EXPECT_EQ(HumanizeDurations("expected wait 10.193676945s exceeds the remaining deadline "
+                              "2.99846s (50/1m)"),
+            "expected wait 10.2s exceeds the remaining deadline 3s (50/1m)");
+  EXPECT_EQ(HumanizeDurations("retry after 1m0.5s; v65s stays"), "retry after 1m0.5s; v65s stays");
 }
 
 TEST(ParseValuesTest, DurationsNumbersListsDays) {
