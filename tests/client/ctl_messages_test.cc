@@ -77,7 +77,7 @@ TEST(CtlMessagesTest, MistypedCommandVerbRpcAndValueGetTheNearest) {
               "unknown RPC 'getaudience' (did you mean GetAudience?); see 'audiencesctl rpcs'");
   ExpectUsage(
       {"audiences", "create", "--space", "s", "--name", "n", "--query", "q", "--type", "user"},
-      "--type is one of users, accounts, linked, not 'user' (did you mean users?)");
+      "--type is one of accounts, linked, users, not 'user' (did you mean users?)");
   ExpectUsage({"audiences", "list", "--space", "s", "-o", "jsn"},
               "-o is table, json, yaml or id, not 'jsn' (did you mean json?)");
 }
@@ -88,8 +88,8 @@ TEST(CtlMessagesTest, EnumValuesInJsonAreListed) {
        R"({"spaceId":"s","audience":{"name":"x","audienceType":"USERS"}})"},
       "the request is not valid proto3 JSON for segment.audiences.v1.CreateAudienceRequest: "
       "\"USERS\" is not a AudienceType (did you mean AUDIENCE_TYPE_USERS?); valid values: "
-      "AUDIENCE_TYPE_UNSPECIFIED, AUDIENCE_TYPE_USERS, AUDIENCE_TYPE_ACCOUNTS, "
-      "AUDIENCE_TYPE_LINKED");
+      "AUDIENCE_TYPE_UNSPECIFIED, AUDIENCE_TYPE_ACCOUNTS, AUDIENCE_TYPE_LINKED, "
+      "AUDIENCE_TYPE_USERS");
 }
 
 TEST(CtlMessagesTest, JsonSyntaxErrorsGiveLineAndColumn) {
@@ -107,7 +107,7 @@ TEST(CtlMessagesTest, JsonSyntaxErrorsGiveLineAndColumn) {
   EXPECT_EQ(r.exit_code, 1) << Describe(r);
   EXPECT_NE(r.err.find("stdin is not proto3 JSON of segment.audiences.v1.CreateAudienceInput (or "
                        "of segment.audiences.v1.CreateAudienceRequest): JSON syntax error at "
-                       "line 1, column 2: "),
+                       "line 1, column 3: "),
             npos)
       << r.err;
   in.stdin_data = R"({"nmae":"typo"})";
