@@ -155,8 +155,10 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Admits the waiter the round-robin serves next (its slot is taken).
   void AdmitNext(Lane& lane, absl::Time now, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
-  // Expires due deadlines, admits as many waiters as the store allows, re-arms the timer.
+  // Expires due deadlines, admits the next waiter when the store allows, re-arms the timer.
   void Pump(Lane& lane, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // One take for the queue's next waiter (lock released meanwhile); sets the lane's next slot.
+  void TakeForQueue(Lane& lane, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   void Rearm(Lane& lane) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   void OnTimer(Lane& lane, uint64_t gen) ABSL_LOCKS_EXCLUDED(lane.mu);
   // Applies an upstream block of `key` until `until`: the store, then the lane's timer.
@@ -427,23 +429,28 @@ void Limiter::Impl::AdmitNext(Lane& lane, absl::Time now, Answers& out) {
 
 void Limiter::Impl::Pump(Lane& lane, Answers& out) {
   ExpireDeadlines(lane, clock_->Now(), out);
-  while (lane.depth > 0 && !lane.taking && !closed_.load()) {
-    const absl::Time now = clock_->Now();
-    absl::StatusOr<absl::Time> slot = TakeUnlocked(lane, now);
-    if (!slot.ok()) {
-      lane.next_slot = now + options_.store_retry;
-      break;
-    }
-    if (*slot > now) {
-      lane.next_slot = *slot;
-      break;
-    }
-    // Waiters may have left during the take: a slot taken for none of them is lost.
-    ExpireDeadlines(lane, now, out);
-    if (lane.depth == 0 || closed_.load()) break;
-    AdmitNext(lane, now, out);
-  }
+  if (lane.depth > 0 && !lane.taking && !closed_.load()) TakeForQueue(lane, out);
   Rearm(lane);
+}
+
+void Limiter::Impl::TakeForQueue(Lane& lane, Answers& out) {
+  const absl::Time now = clock_->Now();
+  absl::StatusOr<absl::Time> slot = TakeUnlocked(lane, now);
+  if (!slot.ok()) {
+    lane.next_slot = now + options_.store_retry;
+    return;
+  }
+  if (*slot > now) {
+    lane.next_slot = *slot;
+    return;
+  }
+  // Waiters may have left during the take: a slot taken for none of them is lost.
+  ExpireDeadlines(lane, now, out);
+  if (lane.depth == 0 || closed_.load()) return;
+  AdmitNext(lane, now, out);
+  // The next slot is one emission interval away (burst 1, the gateway's setting): asking the
+  // store again at once would only say so, at the cost of a round trip per admission.
+  lane.next_slot = now + Interval(lane);
 }
 
 void Limiter::Impl::Rearm(Lane& lane) {

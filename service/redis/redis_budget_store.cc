@@ -4,6 +4,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 
 namespace sag::redis {
@@ -368,12 +369,22 @@ absl::StatusOr<absl::Time> FallbackBudgetStore::TryTake(absl::string_view key, L
 
   if (InRecovery(generation, limit, now)) {
     // Local 1/N check first (without taking), then Redis; charge locally only what Redis admits.
-    absl::MutexLock recovery(&recovery_mu_);
+    // One such take per key at a time (the key is marked, no lock is held across Redis).
+    const std::string marked(key);
     {
       absl::MutexLock lock(&mu_);
+      auto free = [this, &marked]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return !recovering_keys_.contains(marked);
+      };
+      mu_.Await(absl::Condition(&free));
       const absl::Time allowed = LocalAllowedAt(key, local_limit);
       if (now < allowed) return allowed;
+      recovering_keys_.insert(marked);
     }
+    auto unmark = absl::MakeCleanup([this, &marked] {
+      absl::MutexLock lock(&mu_);
+      recovering_keys_.erase(marked);
+    });
     absl::StatusOr<absl::Time> r = shared_->TryTake(key, limit, now);
     if (!r.ok()) {
       shared_errors_.fetch_add(1, std::memory_order_relaxed);

@@ -36,6 +36,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -187,9 +188,10 @@ class FallbackBudgetStore final : public ratelimit::BudgetStore {
   const FallbackOptions options_;
   const ratelimit::GcraOptions local_gcra_;
 
-  // Serialises recovery-time checks of this replica (check local, ask Redis, charge local).
-  absl::Mutex recovery_mu_ ABSL_ACQUIRED_BEFORE(mu_);
   mutable absl::Mutex mu_;
+  // Keys with a recovery-time take under way (check local, ask Redis, charge local): one per key
+  // at a time, without holding mu_ across Redis.
+  absl::flat_hash_set<std::string> recovering_keys_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, LocalState> local_ ABSL_GUARDED_BY(mu_);
   bool degraded_flag_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t seen_generation_ ABSL_GUARDED_BY(mu_) = 0;

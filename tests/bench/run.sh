@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.." || exit 1
 deploy/local/install-deps.sh || exit 1
 build="${BUILD_DIR:-build/bench}"
 out="${OUT_DIR:-$build/results}"
-benches="${BENCHES:-proxy cache ratelimit concurrency scaleout translate}"
+benches="${BENCHES:-proxy cache ratelimit lanes concurrency scaleout translate}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
 targets=()
 for b in $benches; do targets+=("bench_$b"); done
@@ -36,6 +36,7 @@ for b in $benches; do
       --cache_max_bytes=16777216 --json="$out/cache.json" ;;
     ratelimit) run ratelimit "$bin/bench_ratelimit" --callers=3 --calls_per_caller=200 \
       --limit=10/1s --queued_calls=10000 --idle_sample=5s --json="$out/ratelimit.json" ;;
+    lanes) run lanes "$bin/bench_lanes" --lanes=6 --requests=10 --delay=20ms --seconds=10s ;;
     concurrency) run concurrency "$bin/bench_concurrency" --calls=2000 --latency=500ms \
       --json="$out/concurrency.json" ;;
     scaleout) run scaleout "$bin/bench_scaleout" --seconds=10 --json="$out/scaleout.json" ;;

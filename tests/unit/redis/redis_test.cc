@@ -17,7 +17,6 @@
 #include "absl/time/time.h"
 #include "google/rpc/error_details.pb.h"
 #include "gtest/gtest.h"
-#include "tests/support/fake_clock.h"
 #include "service/ratelimit/budget_store.h"
 #include "service/ratelimit/limiter.h"
 #include "service/redis/redis_budget_store.h"
@@ -25,6 +24,7 @@
 #include "service/redis/redis_invalidation.h"
 #include "service/redis/redis_preview_quota.h"
 #include "tests/common/redis_server.h"
+#include "tests/support/fake_clock.h"
 
 namespace sag::redis {
 namespace {
