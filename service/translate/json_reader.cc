@@ -220,7 +220,7 @@ absl::Status ReadInteger(const Scalar& v, const FieldDescriptor* f, Message* m, 
 absl::Status ReadFloating(const Scalar& v, const FieldDescriptor* f, Message* m,
                           const Reflection* r, const Path* path) {
   const bool add = f->is_repeated();
-  double d;
+  double d = 0;
   SAG_RETURN_IF_ERROR(ReadDouble(v, path, &d));
   if (f->cpp_type() == FieldDescriptor::CPPTYPE_DOUBLE) {
     add ? r->AddDouble(m, f, d) : r->SetDouble(m, f, d);
@@ -246,7 +246,7 @@ absl::Status ReadText(const Scalar& v, const FieldDescriptor* f, Message* m, con
     add ? r->AddString(m, f, std::move(bytes)) : r->SetString(m, f, std::move(bytes));
     return absl::OkStatus();
   }
-  const std::string* s;
+  const std::string* s = nullptr;
   SAG_RETURN_IF_ERROR(ReadString(v, path, &s));
   add ? r->AddString(m, f, *s) : r->SetString(m, f, *s);
   return absl::OkStatus();
@@ -405,7 +405,7 @@ absl::Status ReadValue(const Json& j, Message* m, const Path* path, int depth) {
       r->SetDouble(m, d->FindFieldByNumber(kValueNumber), j.get<double>());
       return absl::OkStatus();
     case Json::value_t::string: {
-      const std::string* s;
+      const std::string* s = nullptr;
       SAG_RETURN_IF_ERROR(ReadString(Scalar::Of(j), path, &s));
       r->SetString(m, d->FindFieldByNumber(kValueString), *s);
       return absl::OkStatus();
