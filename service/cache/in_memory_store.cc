@@ -29,6 +29,13 @@ std::shared_ptr<const Entry> InMemoryStore::Get(absl::string_view key) {
 }
 
 bool InMemoryStore::Put(absl::string_view key, Entry entry) {
+  size_t evicted = 0;
+  const bool stored = PutLocked(key, std::move(entry), &evicted);
+  if (evicted > 0 && options_.on_evict) options_.on_evict(evicted);
+  return stored;
+}
+
+bool InMemoryStore::PutLocked(absl::string_view key, Entry entry, size_t* evicted) {
   const size_t charge = Charge(key, entry);
   absl::MutexLock lock(&mu_);
   auto found = index_.find(key);
@@ -40,6 +47,7 @@ bool InMemoryStore::Put(absl::string_view key, Entry entry) {
   while (!lru_.empty() && bytes_ + charge > options_.max_bytes) {
     RemoveLocked(std::prev(lru_.end()));
     ++counters_.evictions;
+    ++*evicted;
   }
   lru_.push_front(Node{std::string(key), std::make_shared<const Entry>(std::move(entry)), charge});
   Node& node = lru_.front();

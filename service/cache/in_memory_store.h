@@ -18,6 +18,7 @@
 #define SAG_SERVICE_CACHE_IN_MEMORY_STORE_H_
 
 #include <cstddef>
+#include <functional>
 #include <list>
 #include <memory>
 #include <string>
@@ -41,6 +42,9 @@ class InMemoryStore final : public CacheStore {
     size_t max_bytes = size_t{64} << 20;       // Bound on the sum of charges.
     size_t max_entry_bytes = size_t{4} << 20;  // Larger entries are not stored.
     Clock* clock = RealClock();                // Not owned; must outlive the store.
+    // Told how many entries a Put() evicted (when > 0), after the store's lock is released, on
+    // the thread that called Put(). Must be quick and must not call back into the store.
+    std::function<void(size_t evicted)> on_evict;
   };
 
   InMemoryStore() : InMemoryStore(Options()) {}
@@ -68,6 +72,8 @@ class InMemoryStore final : public CacheStore {
   };
   using Lru = std::list<Node>;  // Front: most recently used.
 
+  // Put() under the lock; counts the entries it evicts in *evicted.
+  bool PutLocked(absl::string_view key, Entry entry, size_t* evicted) ABSL_LOCKS_EXCLUDED(mu_);
   void RemoveLocked(Lru::iterator it) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;

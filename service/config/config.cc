@@ -42,6 +42,14 @@ bool IsSection(absl::string_view key) {
   return false;
 }
 
+// What to use instead of an unsupported section, or null when `key` is not one.
+const char* UnsupportedSectionHint(absl::string_view key) {
+  for (const auto& section : kUnsupportedSections) {
+    if (key == section[0]) return section[1];
+  }
+  return nullptr;
+}
+
 bool IsNotFromFile(absl::string_view key) {
   for (const char* name : kNotFromFile) {
     if (key == name) return true;
@@ -275,6 +283,11 @@ absl::Status ApplyFlagsFromConfig(const YAML::Node& root,
       continue;
     }
     if (IsSection(name)) continue;
+    if (const char* instead = UnsupportedSectionHint(name)) {
+      errors.push_back(
+          absl::StrCat("config: section '", name, "' is not supported", At(key), ": ", instead));
+      continue;
+    }
     if (IsNotFromFile(name)) {
       errors.push_back(
           absl::StrCat("config: key '", shown, "' cannot be set in the config file", At(key)));

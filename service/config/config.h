@@ -10,7 +10,7 @@
 //       token_file: /var/run/secrets/segment/acme
 //       spaces: [spa_123, spa_456]
 //       upstream_url: https://eu1.api.segmentapis.com    # optional
-//   callers: ...   # sections parsed by their own components: callers, access, limits, cache
+//   callers: ...   # sections parsed by their own components: callers, access
 //
 // Use at start-up, in this order:
 //
@@ -51,8 +51,12 @@ inline constexpr int kConfigErrorExitCode = 2;
 // Larger config files are refused.
 inline constexpr size_t kMaxConfigBytes = 1 << 20;
 // Top-level keys that are sections, not flags. ApplyFlagsFromConfig skips them.
-inline constexpr const char* kConfigSections[] = {"workspaces", "callers", "access", "limits",
-                                                  "cache"};
+inline constexpr const char* kConfigSections[] = {"workspaces", "callers", "access"};
+// Sections once reserved but never read: refused with an error naming them and what to use
+// instead, so that a setting there is not silently ignored.
+inline constexpr const char* kUnsupportedSections[][2] = {
+    {"limits", "set --rate_limits (key rate_limits) instead"},
+    {"cache", "set the cache_* keys (cache_ttl, cache_max_bytes, ...) instead"}};
 
 // Reads and parses `path`. Errors: NotFound / PermissionDenied (cannot open), InvalidArgument
 // (over kMaxConfigBytes, not text, not YAML/JSON, top level neither a mapping nor empty). An
@@ -63,7 +67,8 @@ absl::StatusOr<YAML::Node> ParseConfigText(absl::string_view text, absl::string_
 
 // Sets flags from the top-level scalar keys of `root`: for each key that names a registered absl
 // flag (absl::FindCommandLineFlag) and is not in `flags_set_on_command_line`, the flag is parsed
-// from the value (a list of scalars is joined with ","). Keys in kConfigSections are skipped.
+// from the value (a list of scalars is joined with ","). Keys in kConfigSections are skipped;
+// kUnsupportedSections are errors ("config: section 'limits' is not supported: set ... (line 4)").
 // InvalidArgument, listing every problem (one per line) in file order: an unknown key (with a
 // suggestion when a flag name is close), a duplicate key, a key that may not be set from a file
 // (config, flagfile, help..., version), a value that is not a scalar or is null, a value the flag

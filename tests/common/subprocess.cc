@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,15 +30,21 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(std::vector<std::s
   std::vector<std::string> envs;
   for (char** e = environ; *e != nullptr; ++e) envs.emplace_back(*e);
   for (auto& e : env) envs.push_back(std::move(e));
+  envs.push_back("SAG_TEST_CHILD=" SAG_TEST_MARKER);  // For tests/common/leftover_processes.py.
   std::vector<char*> cargv, cenv;
   for (auto& a : argv) cargv.push_back(a.data());
   cargv.push_back(nullptr);
   for (auto& e : envs) cenv.push_back(e.data());
   cenv.push_back(nullptr);
 
+  const pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
   if (pid == 0) {
+    // Its own process group (killed as one), and killed if the test process dies first.
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(127);  // The parent died before prctl took effect.
     dup2(fds[1], 1);
     dup2(fds[1], 2);
     // Unblock signals the test runner may have blocked.
@@ -47,6 +54,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(std::vector<std::s
     execve(cargv[0], cargv.data(), cenv.data());
     _exit(127);
   }
+  setpgid(pid, pid);  // Also here: no race with a kill(-pid) before the child ran setpgid.
   close(fds[1]);
   std::unique_ptr<Subprocess> p(new Subprocess());
   p->pid_ = pid;
@@ -57,6 +65,7 @@ absl::StatusOr<std::unique_ptr<Subprocess>> Subprocess::Start(std::vector<std::s
 
 Subprocess::~Subprocess() {
   if (!reaped_) (void)Stop(SIGKILL, absl::Seconds(10));
+  if (pid_ > 0) kill(-pid_, SIGKILL);  // Anything the child started and left behind.
   if (reader_.joinable()) reader_.join();
   if (out_fd_ >= 0) close(out_fd_);
 }
@@ -126,10 +135,11 @@ absl::StatusOr<int> Subprocess::Stop(int sig, absl::Duration timeout) {
   if (reaped_) return exit_code_;
   kill(pid_, sig);
   absl::StatusOr<int> code = WaitExit(timeout);
-  if (!code.ok()) {
-    kill(pid_, SIGKILL);
+  if (!code.ok() && pid_ > 0) {
+    kill(-pid_, SIGKILL);
     (void)WaitExit(absl::Seconds(10));
   }
+  if (pid_ > 0) kill(-pid_, SIGKILL);  // The group: whatever the child started.
   return code;
 }
 

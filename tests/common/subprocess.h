@@ -1,6 +1,12 @@
 // Starts a program as a child process for integration tests, captures its stdout and stderr,
-// waits (with a bound) for a line it prints, and stops it. The destructor kills a child that is
-// still running, so a failing test never leaves processes behind.
+// waits (with a bound) for a line it prints, and stops it.
+//
+// Cleanup promise: the child runs in a process group of its own, which the destructor kills
+// (SIGKILL) whether the test passed, failed or threw, so nothing it started outlives it either.
+// If the test process itself dies (a crash, SIGKILL, a sanitizer abort), the kernel kills the
+// child (PR_SET_PDEATHSIG; it fires when the thread that started the child exits, so start
+// children from the test's main thread). Every child carries SAG_TEST_CHILD=<build directory> in
+// its environment: tests/common/leftover_processes.py finds any left running.
 #ifndef SAG_TESTS_COMMON_SUBPROCESS_H_
 #define SAG_TESTS_COMMON_SUBPROCESS_H_
 
@@ -27,8 +33,9 @@ class Subprocess {
 
   // Waits until the output holds a line containing `needle`; returns that line.
   absl::StatusOr<std::string> WaitForLine(absl::string_view needle, absl::Duration timeout);
-  // Sends `sig` and waits up to `timeout` for the exit; returns the exit code (128+signal when
-  // killed by a signal), or DEADLINE_EXCEEDED (the child is then killed).
+  // Sends `sig` to the child and waits up to `timeout` for the exit; returns the exit code
+  // (128+signal when killed by a signal), or DEADLINE_EXCEEDED (the child is then killed).
+  // Whatever is left of its process group is killed afterwards.
   absl::StatusOr<int> Stop(int sig, absl::Duration timeout);
   // Everything the child printed so far.
   std::string Output();

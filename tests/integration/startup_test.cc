@@ -3,9 +3,11 @@
 // without build-machine paths, and an unknown flag is answered with the nearest valid one.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <regex>
 #include <string>
 #include <vector>
@@ -165,6 +167,30 @@ TEST(StartupTest, HostileUnknownFlagIsRefusedWithoutEchoingItAll) {
   EXPECT_NE(run->code, 0) << run->output.substr(0, 2000);
   EXPECT_TRUE(absl::StrContains(run->output, "unknown flag --" + huge.substr(0, 64) + "\n"))
       << run->output.substr(0, 2000);
+}
+
+// True while `pid` exists and is not a zombie (an orphan's zombie may wait for a busy init).
+bool Alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text;
+  if (!std::getline(stat, text)) return false;
+  const size_t paren = text.rfind(')');
+  return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z';
+}
+
+TEST(StartupTest, DestroyingASubprocessKillsWhatItStarted) {
+  pid_t grandchild = 0;
+  {
+    auto p = Subprocess::Start({"/bin/sh", "-c", "sleep 300 & echo child $!; wait"});
+    ASSERT_TRUE(p.ok()) << p.status();
+    auto line = (*p)->WaitForLine("child ", absl::Seconds(10));
+    ASSERT_TRUE(line.ok()) << line.status();
+    grandchild = std::stoi(line->substr(line->find("child ") + 6));
+    ASSERT_TRUE(Alive(grandchild));
+  }  // The Subprocess is destroyed with its child running: the whole group goes.
+  const absl::Time end = absl::Now() + absl::Seconds(10);
+  while (Alive(grandchild) && absl::Now() < end) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_FALSE(Alive(grandchild)) << "pid " << grandchild << " outlived its Subprocess";
 }
 
 }  // namespace

@@ -107,6 +107,27 @@ TEST_F(InMemoryStoreTest, ByteBoundHoldsAndEvictsLeastRecentlyUsed) {
   EXPECT_EQ(store.Stats().entries, 1u);
 }
 
+TEST_F(InMemoryStoreTest, EvictionsAreReportedOutsideTheLock) {
+  const size_t one = InMemoryStore::Charge("k0", MakeEntry(std::string(100, 'x'), clock_));
+  InMemoryStore::Options options = Opts(3 * one);
+  std::vector<size_t> reported;
+  InMemoryStore* self = nullptr;
+  options.on_evict = [&](size_t n) {
+    reported.push_back(n);
+    EXPECT_GT(self->Stats().evictions, 0u);  // Would deadlock if called under the lock.
+  };
+  InMemoryStore store(options);
+  self = &store;
+  for (int i = 0; i < 3; ++i)
+    store.Put(absl::StrCat("k", i), MakeEntry(std::string(100, 'x'), clock_));
+  EXPECT_TRUE(reported.empty());
+  store.Put("k3", MakeEntry(std::string(100, 'x'), clock_));
+  store.Put("big", MakeEntry(std::string(2 * one, 'x'), clock_));   // Needs all three gone.
+  store.Put("huge", MakeEntry(std::string(4 * one, 'x'), clock_));  // Refused: evicts nothing.
+  EXPECT_EQ(reported, (std::vector<size_t>{1, 3}));
+  EXPECT_EQ(store.Stats().evictions, 4u);
+}
+
 TEST_F(InMemoryStoreTest, BoundHoldsUnderManyPuts) {
   InMemoryStore store(Opts(64 * 1024));
   for (int i = 0; i < 5000; ++i) {

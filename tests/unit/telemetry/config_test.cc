@@ -177,12 +177,24 @@ TEST_F(ConfigTest, EveryProblemIsListed) {
 }
 
 TEST_F(ConfigTest, SectionsAreNotFlags) {
-  EXPECT_TRUE(ApplyFlagsFromConfig(Parse("workspaces: []\ncallers: {a: 1}\naccess: x\n"
-                                         "limits: {}\ncache: {max_bytes: 1}\n"),
-                                   {})
-                  .ok());
+  EXPECT_TRUE(ApplyFlagsFromConfig(Parse("workspaces: []\ncallers: {a: 1}\naccess: x\n"), {}).ok());
   EXPECT_TRUE(ApplyFlagsFromConfig(Parse(""), {}).ok());
   EXPECT_TRUE(ApplyFlagsFromConfig(Parse("# only a comment\n"), {}).ok());
+}
+
+TEST_F(ConfigTest, UnsupportedSectionsAreRefusedByName) {
+  absl::Status st = ApplyFlagsFromConfig(
+      Parse("listen: 127.0.0.1:7000\nlimits: {ListAudiences: 5/1m}\ncache: {max_bytes: 1}\n"), {});
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(st.message(),
+            "config: section 'limits' is not supported (line 2): set --rate_limits (key "
+            "rate_limits) instead\n"
+            "config: section 'cache' is not supported (line 3): set the cache_* keys (cache_ttl, "
+            "cache_max_bytes, ...) instead");
+  EXPECT_EQ(absl::GetFlag(FLAGS_listen), "0.0.0.0:50051");  // Nothing applied.
+  // Even empty, or null: a key there says someone expects it to be read.
+  EXPECT_FALSE(ApplyFlagsFromConfig(Parse("cache:\n"), {}).ok());
+  EXPECT_FALSE(ApplyFlagsFromConfig(Parse("limits: []\n"), {}).ok());
 }
 
 TEST_F(ConfigTest, WorkspacesParse) {

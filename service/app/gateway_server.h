@@ -1,0 +1,116 @@
+// The gateway's composition root: builds every component from a validated ServerConfig, owns
+// them, serves gRPC (and /metrics) and shuts down on SIGTERM/SIGINT.
+//
+// Promises:
+//  - Components are members declared in dependency order: each is built after, and destroyed
+//    before, everything it uses (timers and the limiter go before the cache and Redis objects
+//    they call into; the gRPC server goes first of all). No destruction order lives in comments.
+//  - Create() builds without listening: errors (an unopenable quota file, a bad Redis URL) come
+//    back as a status. Start() binds the gRPC port and the metrics listener; an address in use is
+//    an error naming the address (SO_REUSEPORT is off, so two gateways never share a port).
+//  - Run() blocks until SIGTERM or SIGINT, then marks health NOT_SERVING, lets in-flight and
+//    queued calls finish for shutdown_grace and returns 0; a second signal exits 1 at once.
+//
+//   sag::app::GatewayServer::BlockShutdownSignals();  // first, before any thread exists
+//   auto server = sag::app::GatewayServer::Create(*config);
+//   absl::Status started = (*server)->Start();
+//   return (*server)->Run();
+#ifndef SAG_SERVICE_APP_GATEWAY_SERVER_H_
+#define SAG_SERVICE_APP_GATEWAY_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "service/app/server_config.h"
+#include "service/auth/token_source.h"
+#include "service/cache/in_memory_store.h"
+#include "service/cache/listing_cache.h"
+#include "service/common/clock.h"
+#include "service/ratelimit/budget_store.h"
+#include "service/ratelimit/limiter.h"
+#include "service/ratelimit/preview_quota.h"
+#include "service/ratelimit/retry.h"
+#include "service/redis/redis_budget_store.h"
+#include "service/redis/redis_client.h"
+#include "service/redis/redis_invalidation.h"
+#include "service/redis/redis_preview_quota.h"
+#include "service/server/audiences_service.h"
+#include "service/server/gateway.h"
+#include "service/telemetry/gateway_metrics.h"
+#include "service/telemetry/logger.h"
+#include "service/telemetry/metrics.h"
+#include "service/telemetry/metrics_server.h"
+#include "service/upstream/curl_multi_client.h"
+
+namespace sag::app {
+
+class GatewayServer {
+ public:
+  // Blocks SIGTERM and SIGINT in the calling thread, so that every thread created afterwards
+  // inherits the mask and Run() alone takes them. Call first thing in main().
+  static void BlockShutdownSignals();
+
+  static absl::StatusOr<std::unique_ptr<GatewayServer>> Create(ServerConfig config);
+  ~GatewayServer();
+  GatewayServer(const GatewayServer&) = delete;
+  GatewayServer& operator=(const GatewayServer&) = delete;
+
+  // Listens: the gRPC port, then /metrics. Unavailable naming the address when one cannot be bound.
+  // Prints "audiences-gateway listening on HOST:PORT (upstream URL)" on stdout.
+  absl::Status Start();
+  // Serves until a signal (see the file comment); the exit code.
+  int Run();
+
+ private:
+  explicit GatewayServer(ServerConfig config);
+  absl::Status BuildTokens();
+  absl::Status BuildCache();
+  absl::Status BuildSharedState();
+  absl::Status BuildGateway();
+  absl::Status StartGrpc();
+  void LogStarted();
+  void RefreshHealth();
+  void WaitForSignals();
+
+  const ServerConfig config_;
+  sigset_t signals_;
+  telemetry::Logger logger_;
+  telemetry::Registry registry_;
+  std::unique_ptr<telemetry::GatewayMetrics> metrics_;
+  std::vector<std::unique_ptr<auth::TokenSource>> token_sources_;
+  std::vector<Workspace> workspaces_;
+  std::unique_ptr<cache::ListingCache> cache_;  // null: --cache_max_bytes=0
+  // Shared state when --redis_url is set (else all null and the in-process ones below serve).
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<redis::RedisBudgetStore> redis_budget_;
+  std::unique_ptr<redis::FallbackBudgetStore> fallback_budget_;
+  std::unique_ptr<redis::RedisPreviewQuota> redis_quota_;
+  std::unique_ptr<redis::RedisInvalidation> invalidation_;
+  RealTimers timers_;
+  ratelimit::InProcessBudgetStore in_process_budget_;
+  std::unique_ptr<ratelimit::Limiter> limiter_;
+  std::unique_ptr<ratelimit::LocalPreviewQuota> local_quota_;
+  ratelimit::RetryBudget retry_budget_;
+  ratelimit::Backoff backoff_;
+  std::unique_ptr<upstream::CurlMultiClient> http_;
+  ExchangeEnv env_;
+  std::unique_ptr<Gateway> gateway_;
+  std::unique_ptr<AudiencesServiceImpl> service_;
+  std::unique_ptr<telemetry::MetricsServer> metrics_server_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Notification stopping_;
+  std::thread health_thread_;
+};
+
+}  // namespace sag::app
+
+#endif  // SAG_SERVICE_APP_GATEWAY_SERVER_H_

@@ -1,0 +1,81 @@
+#include "service/app/observers.h"
+
+#include <utility>
+
+namespace sag::app {
+
+std::function<void(bool ok, const std::string& why)> TokenReloadObserver(
+    telemetry::GatewayMetrics* metrics, telemetry::Logger* logger, std::string name) {
+  return [metrics, logger, name = std::move(name)](bool ok, const std::string& why) {
+    metrics->token_reloads->WithLabels({name, ok ? "ok" : "error"})->Increment();
+    if (ok) {
+      logger->Info("token loaded", {{"workspace", name}});
+    } else {
+      logger->Warn("token not loaded; the last good token stays in use",
+                   {{"workspace", name}, {"reason", why}});
+    }
+  };
+}
+
+std::function<void(bool up, const std::string& why)> RedisStateObserver(telemetry::Logger* logger,
+                                                                        std::string shown) {
+  return [logger, shown = std::move(shown)](bool up, const std::string& why) {
+    if (up) {
+      logger->Info("redis connected", {{"redis", shown}});
+    } else {
+      logger->Warn("redis unreachable; limits fall back to this replica's share",
+                   {{"redis", shown}, {"reason", why}});
+    }
+  };
+}
+
+std::function<void(bool degraded, const std::string& why)> FallbackObserver(
+    telemetry::GatewayMetrics* metrics, telemetry::Logger* logger) {
+  return [metrics, logger](bool degraded, const std::string& why) {
+    metrics->redis_degraded->Get()->Set(degraded ? 1 : 0);
+    if (degraded) {
+      logger->Warn("rate limits degraded to the local 1/N share", {{"reason", why}});
+    } else {
+      logger->Info("rate limits shared through redis again", {{"reason", why}});
+    }
+  };
+}
+
+std::function<void(bool up, const std::string& why)> InvalidationStateObserver(
+    telemetry::Logger* logger) {
+  return [logger](bool up, const std::string& why) {
+    if (!up) logger->Warn("cache invalidations from other replicas paused", {{"reason", why}});
+  };
+}
+
+std::function<void(const ratelimit::AnswerEvent&)> LimiterObserver(
+    telemetry::GatewayMetrics* metrics) {
+  return [metrics](const ratelimit::AnswerEvent& e) {
+    const std::string rpc(e.lane.substr(e.lane.rfind('/') + 1));
+    if (e.outcome == ratelimit::Outcome::kAdmitted) {
+      metrics->queue_wait->WithLabels({rpc})->ObserveDuration(e.waited);
+    } else if (e.outcome == ratelimit::Outcome::kQueueFull ||
+               e.outcome == ratelimit::Outcome::kDeadlineRefused) {
+      metrics->ratelimit_rejected->WithLabels({rpc})->Increment();
+    }
+  };
+}
+
+std::function<void(absl::string_view rpc, long status, absl::Duration took)> AttemptObserver(
+    telemetry::GatewayMetrics* metrics) {
+  return [metrics](absl::string_view rpc, long status, absl::Duration took) {
+    const std::string op(rpc);
+    metrics->upstream_requests->WithLabels({op, status == 0 ? "error" : std::to_string(status)})
+        ->Increment();
+    metrics->upstream_duration->WithLabels({op})->ObserveDuration(took);
+    if (status == 429) metrics->upstream_429->WithLabels({op})->Increment();
+  };
+}
+
+std::function<void(size_t evicted)> EvictionObserver(telemetry::GatewayMetrics* metrics) {
+  return [metrics](size_t evicted) {
+    metrics->cache_evictions->Get()->Increment(static_cast<double>(evicted));
+  };
+}
+
+}  // namespace sag::app

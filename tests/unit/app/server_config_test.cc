@@ -1,0 +1,151 @@
+// ServerConfigFromFlags: defaults, the --config file (command line wins), and one clear error per
+// bad value, including malformed, oversized and hostile ones. In-process: flags are set with
+// absl::SetFlag and restored after each test.
+#include "service/app/server_config.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "service/app/flags.h"
+
+namespace sag::app {
+namespace {
+
+using ::testing::HasSubstr;
+
+class ServerConfigTest : public ::testing::Test {
+ protected:
+  absl::FlagSaver saver_;
+
+  std::string WriteFile(const std::string& name, const std::string& content) {
+    const std::string path = absl::StrCat(::testing::TempDir(), "/server_config_test_", name);
+    std::ofstream(path, std::ios::binary) << content;
+    written_.push_back(path);
+    return path;
+  }
+  void TearDown() override {
+    for (const std::string& path : written_) std::remove(path.c_str());
+  }
+  // The error message of ServerConfigFromFlags, "" when it succeeds.
+  static std::string Error(const std::set<std::string>& given = {}) {
+    absl::StatusOr<ServerConfig> c = ServerConfigFromFlags(given);
+    if (c.ok()) return "";
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+    return std::string(c.status().message());
+  }
+  std::vector<std::string> written_;
+};
+
+TEST_F(ServerConfigTest, DefaultsMakeOneDefaultWorkspace) {
+  absl::SetFlag(&FLAGS_token_file, "/run/token");
+  absl::StatusOr<ServerConfig> c = ServerConfigFromFlags({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "0.0.0.0:50051");
+  EXPECT_EQ(c->metrics_listen, "0.0.0.0:9464");
+  ASSERT_EQ(c->workspaces.size(), 1u);
+  EXPECT_EQ(c->workspaces[0].name, "default");
+  EXPECT_EQ(c->workspaces[0].token_file, "/run/token");
+  EXPECT_EQ(c->cache_ttl, absl::Seconds(30));
+  EXPECT_EQ(c->queue_max, 10000u);
+  EXPECT_EQ(c->shown_upstream, "https://api.segmentapis.com");
+  EXPECT_TRUE(c->tls_cert_pem.empty());
+  EXPECT_FALSE(c->api_default.has_value());
+}
+
+TEST_F(ServerConfigTest, EachBadValueHasItsOwnError) {
+  struct Case {
+    std::function<void()> set;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {[] { absl::SetFlag(&FLAGS_replicas, 0); }, "--replicas must be at least 1"},
+      {[] { absl::SetFlag(&FLAGS_queue_max, 0); }, "--queue_max must be at least 1"},
+      {[] { absl::SetFlag(&FLAGS_upstream_max_attempts, -3); },
+       "--upstream_max_attempts must be >= 1"},
+      {[] { absl::SetFlag(&FLAGS_upstream_timeout, absl::ZeroDuration()); },
+       "--upstream_timeout must be positive"},
+      {[] { absl::SetFlag(&FLAGS_upstream_max_connections, 0); },
+       "--upstream_max_connections must be at least 1"},
+      {[] { absl::SetFlag(&FLAGS_cache_ttl, absl::Seconds(-1)); }, "--cache_ttl must be >= 0"},
+      {[] { absl::SetFlag(&FLAGS_cache_max_bytes, -1); }, "--cache_max_bytes must be >= 0"},
+      {[] { absl::SetFlag(&FLAGS_cache_stale_if_error, absl::Seconds(-1)); },
+       "--cache_stale_while_revalidate and --cache_stale_if_error must be >= "
+       "0"},
+      {[] { absl::SetFlag(&FLAGS_rate_limits, "NoSuchRpc=1/1m"); }, "--rate_limits: "},
+      {[] { absl::SetFlag(&FLAGS_redis_url, "ftp://x"); }, "--redis_url: "},
+      {[] { absl::SetFlag(&FLAGS_tls_cert, "/c.pem"); }, "--tls_cert and --tls_key go together"},
+      {[] { absl::SetFlag(&FLAGS_client_ca, "/ca.pem"); },
+       "--client_ca needs --tls_cert and --tls_key"},
+      {[] {
+         absl::SetFlag(&FLAGS_tls_cert, "/nonexistent/c.pem");
+         absl::SetFlag(&FLAGS_tls_key, "/nonexistent/k.pem");
+       },
+       "cannot read /nonexistent/"},
+      {[] { absl::SetFlag(&FLAGS_config, "/nonexistent/config.yaml"); },
+       "config: cannot open /nonexistent/config.yaml"},
+  };
+  for (const Case& c : cases) {
+    absl::FlagSaver restore;
+    c.set();
+    EXPECT_THAT(Error(), HasSubstr(c.error));
+  }
+}
+
+TEST_F(ServerConfigTest, ConfigFileSetsFlagsAndTheCommandLineWins) {
+  absl::SetFlag(&FLAGS_config, WriteFile("ok.yaml",
+                                         "listen: 127.0.0.1:7000\n"
+                                         "cache_ttl: 90s\n"
+                                         "replicas: 3\n"
+                                         "rate_limits: [ListAudiences=5/1m, default=100/1m]\n"));
+  absl::SetFlag(&FLAGS_replicas, 2);  // As if given on the command line.
+  absl::StatusOr<ServerConfig> c = ServerConfigFromFlags({"config", "replicas"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->listen, "127.0.0.1:7000");
+  EXPECT_EQ(c->cache_ttl, absl::Seconds(90));
+  EXPECT_EQ(c->replicas, 2);
+  ASSERT_TRUE(c->api_default.has_value());
+  EXPECT_EQ(c->api_default->requests, 100);
+  EXPECT_EQ(c->rate_limits.count("ListAudiences"), 1u);
+}
+
+TEST_F(ServerConfigTest, UnsupportedSectionsAreNamed) {
+  absl::SetFlag(&FLAGS_config, WriteFile("sections.yaml", "limits: {}\ncache:\n  ttl: 5s\n"));
+  const std::string error = Error({"config"});
+  EXPECT_THAT(error, HasSubstr("section 'limits' is not supported"));
+  EXPECT_THAT(error, HasSubstr("section 'cache' is not supported"));
+}
+
+TEST_F(ServerConfigTest, WorkspacesAndTokenFileFlagConflict) {
+  absl::SetFlag(&FLAGS_config, WriteFile("ws.yaml",
+                                         "workspaces:\n"
+                                         "  - {name: acme, token_file: /run/acme}\n"
+                                         "  - {name: eu, token_file: /run/eu, spaces: [s1]}\n"));
+  absl::StatusOr<ServerConfig> c = ServerConfigFromFlags({"config"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->workspaces.size(), 2u);
+  EXPECT_EQ(c->workspaces[1].spaces, std::vector<std::string>{"s1"});
+  absl::SetFlag(&FLAGS_token_file, "/run/other");
+  EXPECT_THAT(Error({"config", "token_file"}), HasSubstr("both name tokens"));
+}
+
+TEST_F(ServerConfigTest, HostileInputIsRefusedWithoutCrashing) {
+  absl::SetFlag(&FLAGS_config, WriteFile("huge.yaml", std::string(2 << 20, '#')));
+  EXPECT_THAT(Error({"config"}), HasSubstr("larger than"));
+  absl::SetFlag(&FLAGS_config, WriteFile("binary.yaml", std::string("listen: \0\xff", 10)));
+  EXPECT_THAT(Error({"config"}), HasSubstr("not a text file"));
+  absl::SetFlag(&FLAGS_config, "");
+  absl::SetFlag(&FLAGS_rate_limits, std::string(1 << 20, ','));
+  EXPECT_THAT(Error(), HasSubstr("--rate_limits: "));
+  absl::SetFlag(&FLAGS_rate_limits, "");
+  absl::SetFlag(&FLAGS_redis_url, std::string(100000, '\xff'));
+  EXPECT_THAT(Error(), HasSubstr("--redis_url: "));
+}
+
+}  // namespace
+}  // namespace sag::app
