@@ -96,8 +96,10 @@ class GatewayServer {
   std::unique_ptr<redis::RedisInvalidation> invalidation_;
   RealTimers timers_;
   ratelimit::InProcessBudgetStore in_process_budget_;
-  std::unique_ptr<ratelimit::Limiter> limiter_;
+  // Before the limiter: destroying the limiter answers its queued calls, which give their
+  // preview quota back.
   std::unique_ptr<ratelimit::LocalPreviewQuota> local_quota_;
+  std::unique_ptr<ratelimit::Limiter> limiter_;
   ratelimit::RetryBudget retry_budget_;
   ratelimit::Backoff backoff_;
   std::unique_ptr<upstream::CurlMultiClient> http_;
