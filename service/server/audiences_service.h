@@ -1,7 +1,6 @@
 // segment.audiences.v1.AudiencesService on gRPC's callback API. Each RPC is one line that hands
 // the call to the Gateway; all behaviour lives in the operation table and the Gateway.
-// The typed overrides of the cacheable listings below are replaced by raw handlers in the
-// constructor and are never called.
+// The cacheable listings are raw methods (the generated WithRawCallbackMethod_* classes).
 #ifndef SAG_SERVICE_SERVER_AUDIENCES_SERVICE_H_
 #define SAG_SERVICE_SERVER_AUDIENCES_SERVICE_H_
 
@@ -10,32 +9,42 @@
 #include <string>
 
 #include "segment/audiences/v1/audiences.grpc.pb.h"
-#include "service/operations/operation_table.h"
 #include "service/server/gateway.h"
 
 namespace sag {
 
-class AudiencesServiceImpl final
-    : public segment::audiences::v1::AudiencesService::CallbackService {
+namespace internal_service {
+namespace v1 = segment::audiences::v1;
+// The generated callback service with the cacheable listings as raw methods (request and
+// response as bytes), through the generated WithRawCallbackMethod_* API.
+using ServiceWithRawListings = v1::AudiencesService::WithRawCallbackMethod_ListAudiences<
+    v1::AudiencesService::WithRawCallbackMethod_ListAudienceSchedulesFromSpaceAndAudience<
+        v1::AudiencesService::WithRawCallbackMethod_ListAudienceConsumersFromSpaceAndAudience<
+            v1::AudiencesService::CallbackService>>>;
+}  // namespace internal_service
+
+// The RPCs served as raw methods; they must be exactly the operation table's cacheable
+// operations (server_test checks it).
+inline constexpr const char* kRawListingRpcs[] = {"ListAudiences",
+                                                  "ListAudienceSchedulesFromSpaceAndAudience",
+                                                  "ListAudienceConsumersFromSpaceAndAudience"};
+
+class AudiencesServiceImpl final : public internal_service::ServiceWithRawListings {
  public:
-  // The cacheable listings are registered as raw methods, so that a cache hit sends the stored
-  // response bytes as they are (Gateway::HandleListing).
-  explicit AudiencesServiceImpl(Gateway* gateway) : gateway_(gateway) {
-    const auto* service =
-        segment::audiences::v1::GetAudienceRequest::descriptor()->file()->FindServiceByName(
-            "AudiencesService");
-    for (const ops::Operation& op : ops::Operations()) {
-      if (!op.cacheable) continue;
-      std::string rpc(op.rpc);
-      MarkMethodRawCallback(
-          service->FindMethodByName(rpc)->index(),
-          new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
-              [this, rpc](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
-                          grpc::ByteBuffer* response) {
-                return gateway_->HandleListing(rpc, context, request, response);
-              }));
-    }
+  explicit AudiencesServiceImpl(Gateway* gateway) : gateway_(gateway) {}
+
+  // The cacheable listings: a cache hit sends the stored response bytes as they are
+  // (Gateway::HandleListing).
+#define SAG_RAW_RPC(Name)                                                                     \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* context,                        \
+                                 const grpc::ByteBuffer* request, grpc::ByteBuffer* response) \
+      override {                                                                              \
+    return gateway_->HandleListing(#Name, context, request, response);                        \
   }
+  SAG_RAW_RPC(ListAudiences)
+  SAG_RAW_RPC(ListAudienceSchedulesFromSpaceAndAudience)
+  SAG_RAW_RPC(ListAudienceConsumersFromSpaceAndAudience)
+#undef SAG_RAW_RPC
 
 #define SAG_RPC(Name)                                                                         \
   grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* context,                        \
@@ -50,9 +59,6 @@ class AudiencesServiceImpl final
   SAG_RPC(GetAudience)
   SAG_RPC(GetAudiencePreview)
   SAG_RPC(GetAudienceScheduleFromSpaceAndAudience)
-  SAG_RPC(ListAudienceConsumersFromSpaceAndAudience)
-  SAG_RPC(ListAudienceSchedulesFromSpaceAndAudience)
-  SAG_RPC(ListAudiences)
   SAG_RPC(RemoveAudienceFromSpace)
   SAG_RPC(RemoveAudienceScheduleFromAudience)
   SAG_RPC(UpdateAudienceForSpace)

@@ -3,10 +3,9 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/message.h>
-#include <grpcpp/impl/codegen/proto_buffer_reader.h>
-#include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/server_context.h>
 #include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
 
 #include <atomic>
 #include <optional>
@@ -414,10 +413,9 @@ grpc::ServerUnaryReactor* Gateway::HandleListing(absl::string_view rpc,
   call->request.reset(google::protobuf::MessageFactory::generated_factory()
                           ->GetPrototype(it->second->method()->input_type())
                           ->New());
-  grpc::ByteBuffer bytes(*request);  // Shares the slices; parsing consumes the copy.
-  if (!grpc::GenericDeserialize<grpc::ProtoBufferReader, google::protobuf::Message>(
-           &bytes, call->request.get())
-           .ok()) {
+  grpc::ByteBuffer bytes(*request);  // Shares the slices; the reader consumes the copy.
+  grpc::ProtoBufferReader reader(&bytes);
+  if (!reader.status().ok() || !call->request->ParseFromZeroCopyStream(&reader)) {
     call->Finish(grpc::Status(
         grpc::StatusCode::INVALID_ARGUMENT,
         absl::StrCat("the request is not a valid ", call->request->GetTypeName(), " message")));

@@ -7,6 +7,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <iterator>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -18,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "service/operations/operation_table.h"
 #include "service/server/audiences_service.h"
 #include "tests/support/fake_budget_store.h"
 #include "tests/support/fake_clock.h"
@@ -222,6 +225,20 @@ TEST_F(GatewayTest, MalformedOversizedAndHostileIdsAreRefusedBeforeTheUpstream) 
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
   EXPECT_EQ(http_.SentCount(), 0u);
+}
+
+// The raw (bytes in, bytes out) methods are exactly the cacheable operations: a cacheable
+// operation served typed would miss the cache's stored bytes, a raw one not cacheable would be
+// served by HandleListing without a cache entry to fill.
+TEST(AudiencesServiceTest, RawMethodsAreTheCacheableOperations) {
+  std::vector<std::string> cacheable;
+  for (const ops::Operation& op : ops::Operations()) {
+    if (op.cacheable) cacheable.emplace_back(op.rpc);
+  }
+  std::vector<std::string> raw(std::begin(kRawListingRpcs), std::end(kRawListingRpcs));
+  std::sort(cacheable.begin(), cacheable.end());
+  std::sort(raw.begin(), raw.end());
+  EXPECT_EQ(raw, cacheable);
 }
 
 }  // namespace
