@@ -43,7 +43,8 @@ node "$repo/tests/deploy/kube_play_render.mjs" "$work/dev.yaml" "$SAG_IMAGE" "$s
 # What kube play creates from the YAML, removed however the test ends.
 for pod in "$gw_pod" "$sim_pod"; do
   ! podman pod exists "$pod" || {
-    echo "FAIL: a pod $pod already exists (another run of this test?)" >&2
+    echo "FAIL: a pod $pod already exists: another run of this test, or a stale one" \
+      "(podman pod rm -f $pod)" >&2
     exit 1
   }
   CTR_PODS+=("$pod")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `podman stop` drains the gateway's container: with 50 calls in flight (each waiting on a slow
-# upstream: segment-sim answers after 15 s), the SIGTERM podman sends makes the gateway stop
+# upstream: segment-sim answers after 30 s), the SIGTERM podman sends makes the gateway stop
 # taking new calls, finish the 50 and exit 0 within its --shutdown_grace; every call is answered
 # (audiencesctl exits 0 for each), and podman never has to SIGKILL it.
 #
@@ -28,7 +28,7 @@ ctr_setup "$work"
 ctr_require_image
 
 calls=50
-latency=15s
+latency=30s
 id=$$
 net=sag-ctest-stop-$id
 sim=sag-ctest-stopsim-$id
@@ -43,11 +43,11 @@ metrics=$(ctr_free_port)
 ctr_network "$net"
 ctr_start_sim "$sim" "$net" "$token" --latency="$latency" --threads=128
 # The gateway's own ListAudiences limit (Segment's, 60/1m) would refuse most of 50 calls at once:
-# raised, so that all 50 wait on the slow upstream. Starting 50 clients takes seconds on a busy
-# machine, and the gateway sends the first upstream request alone (the others wait for it, up to
+# raised, so that all 50 wait on the slow upstream. Starting 50 clients (sanitizer builds) can
+# take tens of seconds on a busy machine, and the gateway sends the first upstream request alone (the others wait for it, up to
 # 2 x latency): hence the long latency, grace and timeouts.
 ctr_start_gateway "$gw" "$net" "$work/token" "$port" "$metrics" "http://$sim:8080" \
-  --shutdown_grace=60s --upstream_timeout=60s --rate_limits=ListAudiences=3000/1m
+  --shutdown_grace=90s --upstream_timeout=90s --rate_limits=ListAudiences=3000/1m
 node "$repo/tests/deploy/grpc_health_wait.js" "127.0.0.1:$port" "" 30000 >/dev/null || {
   echo "FAIL: the gateway never answered SERVING" >&2
   podman logs "$gw" >&2
@@ -63,21 +63,24 @@ in_flight() {
 for i in $(seq "$calls"); do
   (
     rc=0
-    "$ctl" --addr "127.0.0.1:$port" --space "$space" --timeout 90s audiences list --no-cache \
+    "$ctl" --addr "127.0.0.1:$port" --space "$space" --timeout 150s audiences list --no-cache \
       --search "drain-$i" -o json >"$work/call-$i.out" 2>&1 || rc=$?
     echo "$rc" >"$work/call-$i.rc"
   ) &
   clients+=("$!")
 done
 all_in_flight() { [ "$(in_flight)" -ge "$calls" ]; }
-if ! ctr_wait_for 30 "$calls calls in flight at the gateway" all_in_flight; then
-  echo "in flight: $(in_flight)" >&2
+if ! ctr_wait_for 60 "$calls calls in flight at the gateway" all_in_flight; then
+  echo "in flight: $(in_flight); finished: $(cat "$work"/call-*.rc 2>/dev/null | wc -l)" >&2
+  curl -sS "http://127.0.0.1:$metrics/metrics" 2>&1 | grep -E 'in_flight|calls_total' | head -n 5 >&2
+  head -c 400 "$work/call-1.out" >&2 || true
+  podman logs "$gw" 2>&1 | tail -n 5 >&2
   exit 1
 fi
 echo "ok: $(in_flight) calls in flight (segment-sim answers each after $latency)"
 
 start=$(date +%s.%N)
-podman stop -t 90 "$gw" >/dev/null
+podman stop -t 120 "$gw" >/dev/null
 echo "FIGURE stop_drain_s=$(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f", e - s }')"
 for pid in "${clients[@]}"; do wait "$pid" || true; done
 clients=()
