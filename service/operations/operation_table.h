@@ -7,8 +7,9 @@
 // path parameters are the request fields whose JSON name appears in the template
 // (`{spaceId}` <- `space_id`), query parameters are the remaining non-body fields.
 //
-// Adding an operation is one row here plus its messages in audiences.proto; the table test
-// checks every row against the descriptors.
+// Adding an operation is one row here plus its messages in audiences.proto;
+// tests/unit/server/operation_table_test.cc checks every row against the descriptors and the
+// API reference.
 #ifndef SAG_SERVICE_OPERATIONS_OPERATION_TABLE_H_
 #define SAG_SERVICE_OPERATIONS_OPERATION_TABLE_H_
 
