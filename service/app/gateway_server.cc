@@ -243,6 +243,8 @@ absl::Status GatewayServer::StartGrpc() {
   // reflection can describe the built-in health service.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  // Probe first, so that a busy address gets our one-line error instead of gRPC core's log line.
+  if (std::string why = BindError(config_.listen); !why.empty()) return ListenError(why);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(config_.listen, Credentials(config_), &port_);
   // gRPC sets SO_REUSEPORT by default: a second server on the same port would start and silently
@@ -252,7 +254,10 @@ absl::Status GatewayServer::StartGrpc() {
   server_ = builder.BuildAndStart();
   if (server_ != nullptr && port_ != 0) return absl::OkStatus();
   server_.reset();
-  const std::string why = BindError(config_.listen);
+  return ListenError(BindError(config_.listen));
+}
+
+absl::Status GatewayServer::ListenError(const std::string& why) const {
   return absl::UnavailableError(
       absl::StrCat("--listen: cannot listen on ", config_.listen, why.empty() ? "" : ": ", why));
 }

@@ -75,6 +75,8 @@ class GatewayServer {
   absl::Status BuildCache();
   absl::Status BuildSharedState();
   absl::Status BuildGateway();
+  // "--listen: cannot listen on ADDRESS[: why]".
+  absl::Status ListenError(const std::string& why) const;
   absl::Status StartGrpc();
   void LogStarted();
   void RefreshHealth();
