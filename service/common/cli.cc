@@ -63,6 +63,14 @@ void AppendWrapped(absl::string_view text, size_t indent, size_t column, std::st
 
 }  // namespace
 
+std::string ShortSourceName(absl::string_view file) {
+  const size_t last = file.rfind('/');
+  if (last == absl::string_view::npos || last == 0) return std::string(file);
+  const size_t before = file.rfind('/', last - 1);
+  if (before != absl::string_view::npos) file.remove_prefix(before + 1);
+  return std::string(file);
+}
+
 bool WantsHelp(int argc, const char* const* argv) {
   for (int i = 1; i < argc && argv[i] != nullptr; ++i) {
     const absl::string_view arg = argv[i];
@@ -146,19 +154,8 @@ std::vector<std::string> UnknownFlagHints(int argc, const char* const* argv) {
 
 void ParseCommandLineOrExit(int argc, char** argv, const Program& program) {
   absl::FlagsUsageConfig config;
-  // No build-machine directory: "../../../service/main.cc" (a ccache build) and
-  // "/src/service/main.cc" both become "service/main.cc". CommandLineFlag::Filename() returns
-  // this, so `owns_flags_in` sees it too.
-  config.normalize_filename = [](absl::string_view file) {
-    while (absl::ConsumePrefix(&file, "../") || absl::ConsumePrefix(&file, "./")) {
-    }
-    if (absl::StartsWith(file, "/")) {
-      const size_t last = file.rfind('/');
-      const size_t before = last == 0 ? 0 : file.rfind('/', last - 1);
-      file.remove_prefix(before + 1);
-    }
-    return std::string(file);
-  };
+  // CommandLineFlag::Filename() returns this, so `owns_flags_in` sees it too.
+  config.normalize_filename = [](absl::string_view file) { return ShortSourceName(file); };
   config.contains_help_flags = program.owns_flags_in;
   config.contains_helpshort_flags = program.owns_flags_in;
   if (!program.version.empty()) {

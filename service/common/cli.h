@@ -6,7 +6,7 @@
 // hint naming the nearest valid flag before Abseil reports the error (exit 1, as before).
 //
 //   sag::cli::Program program{"segment-sim", "Usage: segment-sim [--listen=HOST:PORT] ...",
-//                             "", [](absl::string_view f) { return EndsWith(f, "sim/main.cc"); }};
+//                             "", [](absl::string_view f) { return f == "sim/main.cc"; }};
 //   sag::cli::ParseCommandLineOrExit(argc, argv, program);
 //
 // Not thread-safe: call from main() before other threads start.
@@ -26,9 +26,15 @@ struct Program {
   std::string usage;    // what --help prints first: a description and "Usage: ..." line(s)
   std::string version;  // --version prints "<name> <version>"; empty: Abseil's default
   // True for the source file whose flags are the program's own (shown by --help). It is given
-  // the file as the program shows it, without build-machine directories ("service/main.cc").
+  // the file as ShortSourceName makes it ("app/flags.cc"), whatever directory it was built in.
   std::function<bool(absl::string_view file)> owns_flags_in;
 };
+
+// The last two components of a source path, the same however the build named the file:
+// "/check/work/main/service/app/flags.cc", "../../service/app/flags.cc" (a ccache build with
+// base_dir) and "service/app/flags.cc" all become "app/flags.cc". No build-machine directory
+// reaches --help, and `owns_flags_in` matches one name in every build.
+std::string ShortSourceName(absl::string_view file);
 
 // Whether argv (before a lone "--") asks for help: -h, --help, -help, --helpfull, --helpshort,
 // --help=..., --helpon=..., --helpmatch=..., --helppackage.

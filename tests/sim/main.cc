@@ -10,7 +10,6 @@
 #include <utility>
 
 #include "absl/flags/flag.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -103,7 +102,7 @@ int main(int argc, char** argv) {
       "                   [--fault_*=...] ...\n"
       "Debug endpoints: GET /__sim/stats (injected faults under \"faults\"),\n"
       "GET /__sim/requests, POST /__sim/reset.",
-      "", [](absl::string_view file) { return absl::EndsWith(file, "sim/main.cc"); }};
+      "", [](absl::string_view file) { return file == "sim/main.cc"; }};
   sag::cli::ParseCommandLineOrExit(argc, argv, program);
 
   sim::SimulatorOptions options;

@@ -62,6 +62,17 @@ TEST(CliTest, HelpTextListsOnlyTheProgramsFlagsWithoutPaths) {
   }
 }
 
+TEST(CliTest, ShortSourceNameIsTheSameWhereverTheBuildRan) {
+  // An absolute path (a clone anywhere), a ccache build with base_dir, a relative build.
+  EXPECT_EQ(ShortSourceName("/check/work/main/service/app/flags.cc"), "app/flags.cc");
+  EXPECT_EQ(ShortSourceName("../../../service/app/flags.cc"), "app/flags.cc");
+  EXPECT_EQ(ShortSourceName("service/app/flags.cc"), "app/flags.cc");
+  EXPECT_EQ(ShortSourceName("/src/tests/sim/main.cc"), "sim/main.cc");
+  EXPECT_EQ(ShortSourceName("main.cc"), "main.cc");
+  EXPECT_EQ(ShortSourceName("/main.cc"), "/main.cc");
+  EXPECT_EQ(ShortSourceName(""), "");
+}
+
 TEST(CliTest, NearestNameWithinASmallDistance) {
   const std::vector<std::string> names = {"listen", "metrics_listen", "queue_max"};
   EXPECT_EQ(Nearest("lisen", names), "listen");
