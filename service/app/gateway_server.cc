@@ -72,6 +72,18 @@ GatewayServer::~GatewayServer() {
   if (health_thread_.joinable()) health_thread_.join();
   if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now()));
   if (metrics_server_ != nullptr) metrics_server_->Stop();
+  StopBackgroundWork();
+}
+
+// Work can outlive every RPC: a listing fetch whose callers left, a retry's timer, a call still
+// waiting in the limiter. Their callbacks use the gateway (its request builders), so they must
+// end before it is destroyed: the timer thread stops (pending timers never run), the HTTP
+// client's thread ends (it answers its transfers CANCELLED), the limiter answers its waiting
+// calls UNAVAILABLE, all while the gateway still exists.
+void GatewayServer::StopBackgroundWork() {
+  timers_.Stop();
+  http_.reset();
+  limiter_.reset();
 }
 
 absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(ServerConfig config) {

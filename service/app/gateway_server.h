@@ -4,7 +4,9 @@
 // Promises:
 //  - Components are members declared in dependency order: each is built after, and destroyed
 //    before, everything it uses (timers and the limiter go before the cache and Redis objects
-//    they call into; the gRPC server goes first of all). No destruction order lives in comments.
+//    they call into; the gRPC server goes first of all). Work that outlives the RPCs (a fetch
+//    whose callers left, a retry timer, a queued call) is ended first, while the gateway it calls
+//    back into still exists: StopBackgroundWork().
 //  - Create() builds without listening: errors (an unopenable quota file, a bad Redis URL) come
 //    back as a status. Start() binds the gRPC port and the metrics listener; an address in use is
 //    an error naming the address (SO_REUSEPORT is off, so two gateways never share a port).
@@ -75,6 +77,9 @@ class GatewayServer {
   absl::Status BuildCache();
   absl::Status BuildSharedState();
   absl::Status BuildGateway();
+  // Ends the threads that run callbacks (timers, HTTP) and the limiter's waits; the destructor
+  // calls it before any member is destroyed.
+  void StopBackgroundWork();
   // "--listen: cannot listen on ADDRESS[: why]".
   absl::Status ListenError(const std::string& why) const;
   absl::Status StartGrpc();
@@ -104,7 +109,7 @@ class GatewayServer {
   std::unique_ptr<ratelimit::Limiter> limiter_;
   ratelimit::RetryBudget retry_budget_;
   ratelimit::Backoff backoff_;
-  std::unique_ptr<upstream::CurlMultiClient> http_;
+  std::unique_ptr<upstream::CurlMultiClient> http_;  // Reset early: StopBackgroundWork().
   ExchangeEnv env_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<AudiencesServiceImpl> service_;

@@ -17,20 +17,34 @@ Clock* RealClock() {
 
 RealTimers::RealTimers() : thread_([this] { Loop(); }) {}
 
-RealTimers::~RealTimers() {
+RealTimers::~RealTimers() { Stop(); }
+
+void RealTimers::Stop() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  thread_.join();
+  if (thread_.joinable()) thread_.join();
+  // Destroyed outside the lock: a closure's destructor may call Schedule or Cancel.
+  absl::flat_hash_map<TimerId, std::pair<absl::Time, std::function<void()>>> dropped;
+  {
+    absl::MutexLock lock(&mu_);
+    dropped.swap(timers_);
+    by_time_.clear();
+  }
 }
 
 Timers::TimerId RealTimers::Schedule(absl::Time when, std::function<void()> fn) {
-  absl::MutexLock lock(&mu_);
-  TimerId id = next_id_++;
-  by_time_.emplace(when, id);
-  timers_.emplace(id, std::make_pair(when, std::move(fn)));
-  return id;  // The loop wakes because the mutex condition may have changed.
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stop_) {
+      TimerId id = next_id_++;
+      by_time_.emplace(when, id);
+      timers_.emplace(id, std::make_pair(when, std::move(fn)));
+      return id;  // The loop wakes because the mutex condition may have changed.
+    }
+  }
+  return 0;  // Stopped: `fn` is destroyed on return, outside the lock.
 }
 
 bool RealTimers::Cancel(TimerId id) {

@@ -45,10 +45,15 @@ class Timers {
 class RealTimers final : public Timers {
  public:
   RealTimers();
-  ~RealTimers() override;
+  ~RealTimers() override;  // Stop()s.
+  // Schedule() after Stop() returns 0 and the function never runs.
   TimerId Schedule(absl::Time when, std::function<void()> fn) override;
   bool Cancel(TimerId id) override;
   size_t Pending();
+  // Ends the timer thread (waiting for a callback that is running) and drops the pending ones
+  // without running them. For an owner that must stop callbacks before destroying what they use.
+  // Not from a timer callback.
+  void Stop();
 
  private:
   void Loop();

@@ -67,7 +67,11 @@ void StopExpectingACleanExit(Subprocess* child, const char* name, absl::Duration
   const std::string output = child->Output();
   const bool report = output.find("Sanitizer") != std::string::npos;
   if (!report && (code.ok() ? *code == 0 : may_hang)) return;
-  const size_t tail = output.size() > 6000 ? output.size() - 6000 : 0;
+  // From the sanitizer's report when there is one (its first frames say where), else the end.
+  const size_t error = output.find("==ERROR: ");
+  const size_t tail = error != std::string::npos ? output.rfind('\n', error) + 1
+                      : output.size() > 6000     ? output.size() - 6000
+                                                 : 0;
   ADD_FAILURE() << name << " did not exit cleanly on SIGTERM ("
                 << (code.ok() ? absl::StrCat("exit code ", *code) : code.status().ToString())
                 << "); the end of its output:\n"
