@@ -118,7 +118,7 @@ class LimiterShareTest : public ::testing::Test {
 
 TEST_F(LimiterShareTest, WeightsThreeToOneGiveThreeToOneAdmissions) {
   Make({{"A", {kBatch, 3}}, {"B", {kBatch, 1}}});
-  Acquire("warm", "X");  // Takes the free slot; everything below queues.
+  Acquire("warm", "X", k10PerSecond);  // Takes the free slot; everything below queues.
   Flood("A", 400, k10PerSecond);
   Flood("B", 400, k10PerSecond);
   clock_.Advance(absl::Seconds(40));  // 400 more slots, both callers waiting throughout.
@@ -134,7 +134,7 @@ TEST_F(LimiterShareTest, WeightsThreeToOneGiveThreeToOneAdmissions) {
 TEST_F(LimiterShareTest, WeightedCallersOfBothClassesShareTheirClassByWeight) {
   Make({{"I5", {kInteractive, 5}}, {"I1", {kInteractive, 1}}, {"B", {kBatch, 1}}},
        /*batch_min_share=*/0.0);
-  Acquire("warm", "X");
+  Acquire("warm", "X", k10PerSecond);
   Flood("I5", 600, k10PerSecond);
   Flood("I1", 600, k10PerSecond);
   Flood("B", 10, k10PerSecond);
@@ -162,7 +162,7 @@ TEST_F(LimiterShareTest, BatchKeepsItsMinimumShareUnderAnInteractiveFlood) {
     Make({{"B", {kBatch, 1}}}, share);
     calls_.clear();  // After Make: the previous limiter answered its queue UNAVAILABLE.
     clock_.Advance(absl::Seconds(10));  // A fresh window for the store's lane.
-    Acquire("warm", "X");
+    Acquire("warm", "X", k10PerSecond);
     Flood("I", 400, k10PerSecond);
     Flood("B", 400, k10PerSecond);
     clock_.Advance(absl::Seconds(20));  // 200 admissions, both classes waiting throughout.
@@ -174,7 +174,7 @@ TEST_F(LimiterShareTest, BatchKeepsItsMinimumShareUnderAnInteractiveFlood) {
 
 TEST_F(LimiterShareTest, BatchTakesTheWholeLaneWhenNoInteractiveCallWaits) {
   Make({{"B", {kBatch, 1}}});
-  Acquire("warm", "X");
+  Acquire("warm", "X", k10PerSecond);
   Flood("B", 20, k10PerSecond);
   clock_.Advance(absl::Seconds(2));
   EXPECT_EQ(CountsIn(AdmittedCallers(), 1, 21)["B"], 20);
@@ -182,7 +182,7 @@ TEST_F(LimiterShareTest, BatchTakesTheWholeLaneWhenNoInteractiveCallWaits) {
 
 TEST_F(LimiterShareTest, CallsOfOneCallerKeepTheirOrderWhateverTheMix) {
   Make({{"A", {kBatch, 7}}, {"B", {kBatch, 2}}, {"C", {kInteractive, 3}}}, 0.3);
-  Acquire("warm", "X");
+  Acquire("warm", "X", k10PerSecond);
   std::mt19937 rng(7);
   const std::vector<std::string> callers = {"A", "B", "C", "D"};
   std::map<std::string, int> sent;
@@ -329,7 +329,7 @@ TEST_F(LimiterShareTest, AnswersNameTheCallersClass) {
 
 TEST_F(LimiterShareTest, OutOfRangeWeightsAndSharesAreClamped) {
   Make({{"A", {kBatch, 0}}, {"B", {kBatch, 1000000}}}, 7.0);  // Weight 1, 1000; share 1.
-  Acquire("warm", "X");
+  Acquire("warm", "X", k10PerSecond);
   Flood("A", 10, k10PerSecond);
   Flood("B", 10, k10PerSecond);
   Flood("I", 10, k10PerSecond);
