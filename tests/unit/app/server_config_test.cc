@@ -211,7 +211,7 @@ TEST_F(ServerConfigTest, BatchMinShareOutsideZeroToOneIsRefused) {
     absl::SetFlag(&FLAGS_config, WriteFile("share.yaml", absl::StrCat("batch_min_share: ", bad)));
     EXPECT_THAT(Error({"config"}), HasSubstr("--batch_min_share must be a fraction from 0 to 1"));
   }
-  for (const char* bad : {"ten percent", "10%", "[0.1]"}) {
+  for (const char* bad : {"ten percent", "10%", "[0.1, 0.2]", "{a: 1}"}) {
     SCOPED_TRACE(bad);
     absl::FlagSaver restore;
     absl::SetFlag(&FLAGS_config, WriteFile("share.yaml", absl::StrCat("batch_min_share: ", bad)));
