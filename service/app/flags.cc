@@ -62,6 +62,9 @@ ABSL_FLAG(int, queue_max, 10000,
           "Most calls waiting for a rate-limit slot per operation; more are "
           "refused with "
           "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(double, batch_min_share, 0.1,
+          "Fraction (0..1) of each operation's admissions kept for `batch` callers while "
+          "`interactive` callers' calls wait too (config `callers[].priority`).");
 ABSL_FLAG(int, upstream_max_attempts, 5,
           "Attempts (first one included) of a read on 5xx, connection failure "
           "or upstream timeout.");

@@ -190,7 +190,11 @@ absl::Status GatewayServer::BuildSharedState() {
 absl::Status GatewayServer::BuildGateway() {
   ratelimit::LimiterOptions lo;
   lo.max_queue = config_.queue_max;
-  lo.on_answer = LimiterObserver(metrics_.get());
+  lo.batch_min_share = config_.batch_min_share;
+  lo.share_of = [access = &config_.access](absl::string_view caller) {
+    return access->ShareOf(caller);
+  };
+  lo.on_answer = LimiterObserver(metrics_.get(), &config_.access);
   ratelimit::BudgetStore* budget =
       fallback_budget_ != nullptr ? static_cast<ratelimit::BudgetStore*>(fallback_budget_.get())
                                   : &in_process_budget_;

@@ -49,14 +49,22 @@ std::function<void(bool up, const std::string& why)> InvalidationStateObserver(
 }
 
 std::function<void(const ratelimit::AnswerEvent&)> LimiterObserver(
-    telemetry::GatewayMetrics* metrics) {
-  return [metrics](const ratelimit::AnswerEvent& e) {
+    telemetry::GatewayMetrics* metrics, const auth::AccessPolicy* access) {
+  return [metrics, access](const ratelimit::AnswerEvent& e) {
     const std::string rpc(e.lane.substr(e.lane.rfind('/') + 1));
+    const std::vector<std::string> who = {
+        access != nullptr && access->IsConfigured(e.caller) ? std::string(e.caller) : "other",
+        std::string(ratelimit::PriorityName(e.priority))};
     if (e.outcome == ratelimit::Outcome::kAdmitted) {
       metrics->queue_wait->WithLabels({rpc})->ObserveDuration(e.waited);
+      metrics->caller_admitted->WithLabels(who)->Increment();
+      metrics->caller_queue_wait->WithLabels(who)->ObserveDuration(e.waited);
     } else if (e.outcome == ratelimit::Outcome::kQueueFull ||
                e.outcome == ratelimit::Outcome::kDeadlineRefused) {
       metrics->ratelimit_rejected->WithLabels({rpc})->Increment();
+      metrics->caller_refused->WithLabels(who)->Increment();
+    } else if (e.outcome == ratelimit::Outcome::kDeadlineExceeded) {
+      metrics->caller_refused->WithLabels(who)->Increment();
     }
   };
 }

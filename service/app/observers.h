@@ -14,6 +14,7 @@
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "service/auth/access.h"
 #include "service/ratelimit/limiter.h"
 #include "service/telemetry/gateway_metrics.h"
 #include "service/telemetry/logger.h"
@@ -36,9 +37,11 @@ std::function<void(bool degraded, const std::string& why)> FallbackObserver(
 std::function<void(bool up, const std::string& why)> InvalidationStateObserver(
     telemetry::Logger* logger);
 
-// Limiter: queue wait of admitted calls, refusals (queue full, deadline).
+// Limiter: queue wait of admitted calls, refusals (queue full, deadline), per operation and per
+// caller and class (a caller `access` does not name configured counts as "other"). `access` may
+// be null (every caller "other").
 std::function<void(const ratelimit::AnswerEvent&)> LimiterObserver(
-    telemetry::GatewayMetrics* metrics);
+    telemetry::GatewayMetrics* metrics, const auth::AccessPolicy* access);
 
 // Exchange: every upstream attempt (status 0 = transport failure).
 std::function<void(absl::string_view rpc, long status, absl::Duration took)> AttemptObserver(

@@ -72,6 +72,11 @@ absl::Status ReadLimits(ServerConfig* c) {
   }
   if (absl::GetFlag(FLAGS_queue_max) < 1) return Bad("--queue_max must be at least 1");
   c->queue_max = static_cast<size_t>(absl::GetFlag(FLAGS_queue_max));
+  c->batch_min_share = absl::GetFlag(FLAGS_batch_min_share);
+  if (!(c->batch_min_share >= 0 && c->batch_min_share <= 1)) {  // NaN fails both.
+    return Bad(absl::StrCat("--batch_min_share must be a fraction from 0 to 1, got ",
+                            absl::GetFlag(FLAGS_batch_min_share)));
+  }
   c->upstream_max_attempts = absl::GetFlag(FLAGS_upstream_max_attempts);
   if (c->upstream_max_attempts < 1) return Bad("--upstream_max_attempts must be >= 1");
   c->upstream_timeout = absl::GetFlag(FLAGS_upstream_timeout);

@@ -42,6 +42,7 @@ struct ServerConfig {
   ratelimit::LimitOverrides rate_limits;  // --rate_limits
   std::optional<ratelimit::Limit> api_default;
   size_t queue_max = 0;
+  double batch_min_share = 0.1;  // --batch_min_share, 0..1
   int upstream_max_attempts = 0;
   absl::Duration upstream_timeout;
   int upstream_max_connections = 0;

@@ -2,7 +2,10 @@
 
 #include <openssl/evp.h>
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace sag::auth {
@@ -40,6 +43,37 @@ bool IsHex64(absl::string_view s) {
   return true;
 }
 
+// `priority` and `weight` of callers[i] (both optional).
+absl::StatusOr<ratelimit::CallerShare> ParseShare(const YAML::Node& c, const std::string& path) {
+  ratelimit::CallerShare share;
+  if (const YAML::Node p = c["priority"]; p.IsDefined()) {
+    const std::string v = p.IsScalar() ? p.Scalar() : "";
+    if (v == "batch") {
+      share.priority = ratelimit::Priority::kBatch;
+    } else if (v != "interactive") {
+      return ConfigError(path + ".priority",
+                         absl::StrCat("unknown class '", v.substr(0, 64),
+                                      "': use interactive or batch"),
+                         p);
+    }
+  }
+  if (const YAML::Node w = c["weight"]; w.IsDefined()) {
+    const std::string v = w.IsScalar() ? w.Scalar() : "";
+    int weight = 0;
+    const bool digits = !v.empty() && v.size() <= 4 &&
+                        std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+    if (!digits || !absl::SimpleAtoi(v, &weight) || weight < 1 ||
+        weight > ratelimit::kMaxWeight) {
+      return ConfigError(path + ".weight",
+                         absl::StrCat("must be an integer from 1 to ", ratelimit::kMaxWeight,
+                                      ", got '", v.substr(0, 64), "'"),
+                         w);
+    }
+    share.weight = weight;
+  }
+  return share;
+}
+
 }  // namespace
 
 std::string Sha256Hex(absl::string_view data) {
@@ -70,7 +104,8 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(const YAML::Node& root,
       if (!c.IsMap()) return ConfigError(path, "must be a mapping", c);
       for (const auto& kv : c) {
         std::string key = kv.first.Scalar();
-        if (key != "name" && key != "cert_names" && key != "secret_sha256") {
+        if (key != "name" && key != "cert_names" && key != "secret_sha256" &&
+            key != "priority" && key != "weight") {
           return ConfigError(absl::StrCat(path, ".", key), "unknown key", kv.first);
         }
       }
@@ -99,6 +134,9 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(const YAML::Node& root,
       if (certs->empty() && !c["secret_sha256"].IsDefined()) {
         return ConfigError(path, "needs cert_names or secret_sha256", c);
       }
+      absl::StatusOr<ratelimit::CallerShare> share = ParseShare(c, path);
+      if (!share.ok()) return share.status();
+      p.shares_.emplace(name, *share);
     }
   }
   YAML::Node access = root["access"];
@@ -170,6 +208,11 @@ absl::StatusOr<std::string> AccessPolicy::Identify(const PeerInfo& peer) const {
   return absl::UnauthenticatedError(
       peer.api_key.empty() ? "no caller credentials: present a client certificate or x-api-key"
                            : "x-api-key matches no configured caller");
+}
+
+ratelimit::CallerShare AccessPolicy::ShareOf(absl::string_view caller) const {
+  auto it = shares_.find(caller);
+  return it == shares_.end() ? ratelimit::CallerShare{} : it->second;
 }
 
 absl::Status AccessPolicy::Authorize(absl::string_view caller, absl::string_view rpc,

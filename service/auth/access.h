@@ -5,6 +5,8 @@
 //       cert_names: [reporting.prod.svc]     # client-certificate SAN or CN (mutual TLS)
 //       secret_sha256: 5e88489...            # or: SHA-256 (hex) of a secret sent in metadata
 //                                            #     `x-api-key` (plaintext behind a mesh)
+//       priority: batch                      # interactive (default) or batch
+//       weight: 3                            # 1..1000 (default 1): share within its class
 //   access:
 //     - caller: reporting
 //       rpcs: [read]                         # RPC names, or the groups `read` / `write`
@@ -14,6 +16,9 @@
 // `x-api-key` secret does. With `callers` configured, a call that matches none is
 // UNAUTHENTICATED. Without them, the identity is the certificate name, else `x-caller-id`, else
 // the peer address, and is used only for fairness and logs.
+// Sharing: in each rate-limit lane, interactive callers go before batch ones (batch keeps
+// --batch_min_share), and callers of a class share it in proportion to their weights (see
+// service/ratelimit/limiter.h). A caller not configured is interactive with weight 1.
 // Access: without `access` rules everything is allowed (development). With rules, default deny:
 // a call passes when one rule of its caller names its RPC (or its group) and its space
 // (PERMISSION_DENIED otherwise).
@@ -32,6 +37,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "service/ratelimit/limiter.h"
 
 namespace sag::auth {
 
@@ -61,6 +67,11 @@ class AccessPolicy {
   absl::Status Authorize(absl::string_view caller, absl::string_view rpc,
                          absl::string_view space) const;
 
+  // The configured caller's class and weight; defaults (interactive, 1) for any other name.
+  ratelimit::CallerShare ShareOf(absl::string_view caller) const;
+  // True when `caller` is the name of a configured caller.
+  bool IsConfigured(absl::string_view caller) const { return shares_.contains(caller); }
+
   bool authenticates() const { return !callers_by_secret_.empty() || !callers_by_cert_.empty(); }
   bool has_rules() const { return has_rules_; }
 
@@ -72,6 +83,7 @@ class AccessPolicy {
   absl::flat_hash_map<std::string, std::string> callers_by_secret_;  // sha256 -> name
   absl::flat_hash_map<std::string, std::string> callers_by_cert_;    // cert name -> name
   absl::flat_hash_map<std::string, std::vector<Rule>> rules_;        // caller -> rules
+  absl::flat_hash_map<std::string, ratelimit::CallerShare> shares_;  // name -> class, weight
   bool has_rules_ = false;
 };
 

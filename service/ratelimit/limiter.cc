@@ -5,6 +5,7 @@
 #include <deque>
 #include <iterator>
 #include <list>
+#include <map>
 #include <set>
 
 #include "absl/base/thread_annotations.h"
@@ -14,6 +15,10 @@
 #include "service/common/status_util.h"
 
 namespace sag::ratelimit {
+
+absl::string_view PriorityName(Priority p) {
+  return p == Priority::kBatch ? "batch" : "interactive";
+}
 
 absl::string_view OutcomeName(Outcome o) {
   switch (o) {
@@ -41,6 +46,24 @@ namespace {
 // the low ones, so Cancel finds the lane without a limiter-wide ticket table.
 constexpr int kTicketSeqBits = 40;
 
+// A weight-1 call's tag step; weight w steps kTagScale / w. Tags restart from 0 whenever a
+// class has no call waiting, so 64 bits last billions of admissions of an always-busy class.
+constexpr uint64_t kTagScale = 1'000'000'000;
+// batch_min_share is kept in millionths.
+constexpr int64_t kShareUnit = 1'000'000;
+
+int64_t ShareUnits(double share) {
+  if (!(share > 0)) return 0;  // NaN too.
+  if (share >= 1) return kShareUnit;
+  return static_cast<int64_t>(share * static_cast<double>(kShareUnit) + 0.5);
+}
+
+uint64_t StepFor(int weight) {
+  return kTagScale / static_cast<uint64_t>(std::clamp(weight, 1, kMaxWeight));
+}
+
+size_t Class(Priority p) { return p == Priority::kBatch ? 1 : 0; }
+
 struct AtomicStats {
   std::atomic<uint64_t> admitted{0}, admitted_at_once{0}, refused_queue_full{0},
       refused_deadline{0}, deadline_exceeded{0}, cancelled{0}, requeued{0}, upstream_blocks{0},
@@ -65,7 +88,11 @@ struct AtomicStats {
 class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
  public:
   Impl(BudgetStore* store, Clock* clock, Timers* timers, LimiterOptions options)
-      : store_(store), clock_(clock), timers_(timers), options_(std::move(options)) {}
+      : store_(store),
+        clock_(clock),
+        timers_(timers),
+        options_(std::move(options)),
+        batch_share_(ShareUnits(options_.batch_min_share)) {}
 
   Ticket Acquire(const AcquireRequest& r, AdmitFn admit, bool requeue);
   bool Cancel(Ticket ticket);
@@ -83,15 +110,26 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
     absl::Time deadline;
     absl::Time enqueued;
     bool requeued;
+    std::string caller;
+    Priority priority;
+    uint64_t tag;  // Finish tag within its class (0 for a requeued call: it goes first anyway).
   };
+  // One caller's waiting calls of one class (requeued ones wait in Lane::requeued).
   struct CallerQueue {
     std::string caller;
-    std::list<Waiter> waiters;
-    size_t requeued_at_head = 0;               // Requeued waiters at the head (FIFO among them).
-    std::list<CallerQueue*>::iterator rr_pos;  // Valid while `waiters` is not empty.
+    Priority priority;
+    uint64_t step;      // Tag increment per call: kTagScale / weight.
+    uint64_t last_tag;  // The tag of its last queued call.
+    std::list<Waiter> waiters;  // FIFO; tags head, head + step, head + 2 step, ...
+  };
+  using HeadKey = std::pair<uint64_t, Ticket>;  // (tag, ticket): ties go to the earlier call.
+  struct ClassQueue {
+    std::map<HeadKey, CallerQueue*> heads;  // Each waiting caller's first call, smallest first.
+    uint64_t vtime = 0;  // The tag of the class's last admitted call (0 when none waits).
+    size_t depth = 0;    // Calls waiting in the class.
   };
   struct TicketRef {
-    CallerQueue* queue;
+    CallerQueue* queue;  // Null: the call waits in Lane::requeued.
     std::list<Waiter>::iterator it;
   };
   // One budget: its own lock and state. Lanes live as long as the Impl.
@@ -102,7 +140,10 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
     mutable absl::Mutex mu;
     Limit limit ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, std::unique_ptr<CallerQueue>> callers ABSL_GUARDED_BY(mu);
-    std::list<CallerQueue*> rr ABSL_GUARDED_BY(mu);  // Callers with waiting calls, in order.
+    std::list<Waiter> requeued ABSL_GUARDED_BY(mu);  // Served before any class, FIFO.
+    ClassQueue classes[2] ABSL_GUARDED_BY(mu);       // [Priority]
+    // Batch's credit, in kShareUnit: + share per admission while both classes wait.
+    int64_t batch_credit ABSL_GUARDED_BY(mu) = 0;
     size_t depth ABSL_GUARDED_BY(mu) = 0;
     std::set<std::pair<absl::Time, Ticket>> deadlines ABSL_GUARDED_BY(mu);  // Finite ones.
     absl::flat_hash_map<Ticket, TicketRef> tickets ABSL_GUARDED_BY(mu);
@@ -123,6 +164,7 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
     absl::Status status;
     std::string lane;
     std::string caller;
+    Priority priority;
     Outcome outcome;
     absl::Duration waited;
     bool requeued;
@@ -135,25 +177,39 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
   absl::Duration Interval(const Lane& lane) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Refusals that need no lane: shutdown, an invalid limit, a deadline already passed.
   absl::Status CheckRequest(const AcquireRequest& r, absl::Time now, Outcome* outcome);
-  Ticket AcquireInLane(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue,
-                       Answers& out) ABSL_LOCKS_EXCLUDED(lane.mu);
+  Ticket AcquireInLane(Lane& lane, const AcquireRequest& r, const CallerShare& share,
+                       AdmitFn& admit, bool requeue, Answers& out) ABSL_LOCKS_EXCLUDED(lane.mu);
   // Asks the store for a slot with the lane's lock released; `lane.taking` is set meantime.
   absl::StatusOr<absl::Time> TakeUnlocked(Lane& lane, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // The wait of a call that cannot go now: refused at once, or queued (returns its Ticket).
-  Ticket QueueOrRefuse(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue,
-                       absl::Time now, absl::Time first, Answers& out)
+  Ticket QueueOrRefuse(Lane& lane, const AcquireRequest& r, const CallerShare& share,
+                       AdmitFn& admit, bool requeue, absl::Time now, absl::Time first,
+                       Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // Queued calls the order serves before a new call of `r.caller` (see the file comment).
+  size_t Ahead(const Lane& lane, const AcquireRequest& r, const CallerShare& share,
+               bool requeue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // Of the other class's queued calls, those the batch share serves before the k-th (from 1)
+  // call of class `cls`.
+  size_t OtherClassAhead(const Lane& lane, Priority cls, int64_t k) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
-  // Calls the round-robin serves before a new call of `cq` (null: a caller with none queued).
-  size_t Ahead(const Lane& lane, const CallerQueue* cq, bool requeue) const
+  Ticket Enqueue(Lane& lane, const AcquireRequest& r, const CallerShare& share, AdmitFn& admit,
+                 bool requeue, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // Appends `w` to its caller's queue with its finish tag.
+  TicketRef AppendToCaller(Lane& lane, const CallerShare& share, Waiter w)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
-  Ticket Enqueue(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue, absl::Time now)
+  // Removes the waiter of `ref` from every structure; returns it. `gives_back`: it leaves
+  // without admission, and its caller's later calls move up one tag step.
+  Waiter Remove(Lane& lane, const TicketRef& ref, bool gives_back)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
-  // Removes the waiter of `ref` from every structure; returns it.
-  Waiter Remove(Lane& lane, const TicketRef& ref) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  void RemoveFromCaller(Lane& lane, CallerQueue& cq, std::list<Waiter>::iterator it,
+                        bool gives_back) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+  // The waiter the order serves next (the lane has one); charges the batch credit and the
+  // class's virtual time when `admitting`.
+  TicketRef NextToServe(Lane& lane, bool admitting) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   void ExpireDeadlines(Lane& lane, absl::Time now, Answers& out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
-  // Admits the waiter the round-robin serves next (its slot is taken).
+  // Admits the waiter the order serves next (its slot is taken).
   void AdmitNext(Lane& lane, absl::Time now, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Expires due deadlines, admits the next waiter when the store allows, re-arms the timer.
   void Pump(Lane& lane, Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
@@ -165,13 +221,15 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
   void ApplyBlock(absl::string_view key, Lane* lane, absl::Time until);
   void RecordAdmission(Lane& lane, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   bool PacingExplainsExhaustion(const Lane& lane) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
-  Answer Answered(Waiter& w, const Lane& lane, const std::string& caller, absl::Status status,
-                  Outcome outcome, absl::Time now);
+  Answer Answered(Waiter& w, const Lane& lane, absl::Status status, Outcome outcome,
+                  absl::Time now);
+  CallerShare ShareOf(absl::string_view caller) const;
 
   BudgetStore* const store_;
   Clock* const clock_;
   Timers* const timers_;
   const LimiterOptions options_;
+  const int64_t batch_share_;  // options_.batch_min_share in kShareUnit, 0..kShareUnit.
   std::atomic<bool> closed_{false};
   AtomicStats stats_;
 
@@ -184,17 +242,23 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
 void Limiter::Impl::Deliver(Answers& answers) {
   for (Answer& a : answers) {
     if (options_.on_answer) {
-      options_.on_answer(AnswerEvent{a.lane, a.caller, a.outcome, a.waited, a.requeued});
+      options_.on_answer(
+          AnswerEvent{a.lane, a.caller, a.priority, a.outcome, a.waited, a.requeued});
     }
     a.admit(std::move(a.status));
   }
 }
 
-Limiter::Impl::Answer Limiter::Impl::Answered(Waiter& w, const Lane& lane,
-                                              const std::string& caller, absl::Status status,
+Limiter::Impl::Answer Limiter::Impl::Answered(Waiter& w, const Lane& lane, absl::Status status,
                                               Outcome outcome, absl::Time now) {
-  return Answer{std::move(w.admit), std::move(status), lane.key, caller, outcome,
-                now - w.enqueued,   w.requeued};
+  return Answer{std::move(w.admit), std::move(status), lane.key,  w.caller,
+                w.priority,         outcome,           now - w.enqueued, w.requeued};
+}
+
+CallerShare Limiter::Impl::ShareOf(absl::string_view caller) const {
+  CallerShare share = options_.share_of ? options_.share_of(caller) : CallerShare{};
+  share.weight = std::clamp(share.weight, 1, kMaxWeight);
+  return share;
 }
 
 Limiter::Impl::Lane& Limiter::Impl::GetLane(absl::string_view key) {
@@ -242,22 +306,23 @@ Ticket Limiter::Impl::Acquire(const AcquireRequest& r, AdmitFn admit, bool reque
   Answers out;
   Ticket ticket = kNoTicket;
   Outcome outcome;
+  const CallerShare share = ShareOf(r.caller);  // Outside any lock.
   absl::Status refused = CheckRequest(r, clock_->Now(), &outcome);
   if (refused.ok()) {
-    ticket = AcquireInLane(GetLane(r.lane), r, admit, requeue, out);
+    ticket = AcquireInLane(GetLane(r.lane), r, share, admit, requeue, out);
   } else {
-    out.push_back(Answer{std::move(admit), std::move(refused), r.lane, r.caller, outcome,
-                         absl::ZeroDuration(), requeue});
+    out.push_back(Answer{std::move(admit), std::move(refused), r.lane, r.caller, share.priority,
+                         outcome, absl::ZeroDuration(), requeue});
   }
   Deliver(out);
   return ticket;
 }
 
-Ticket Limiter::Impl::AcquireInLane(Lane& lane, const AcquireRequest& r, AdmitFn& admit,
-                                    bool requeue, Answers& out) {
+Ticket Limiter::Impl::AcquireInLane(Lane& lane, const AcquireRequest& r, const CallerShare& share,
+                                    AdmitFn& admit, bool requeue, Answers& out) {
   auto answer_now = [&](absl::Status status, Outcome outcome) {
-    out.push_back(Answer{std::move(admit), std::move(status), r.lane, r.caller, outcome,
-                         absl::ZeroDuration(), requeue});
+    out.push_back(Answer{std::move(admit), std::move(status), r.lane, r.caller, share.priority,
+                         outcome, absl::ZeroDuration(), requeue});
     return kNoTicket;
   };
   absl::MutexLock lock(&lane.mu);
@@ -285,7 +350,7 @@ Ticket Limiter::Impl::AcquireInLane(Lane& lane, const AcquireRequest& r, AdmitFn
     }
     first = *slot;
   }
-  return QueueOrRefuse(lane, r, admit, requeue, now, first, out);
+  return QueueOrRefuse(lane, r, share, admit, requeue, now, first, out);
 }
 
 absl::StatusOr<absl::Time> Limiter::Impl::TakeUnlocked(Lane& lane, absl::Time now) {
@@ -298,25 +363,58 @@ absl::StatusOr<absl::Time> Limiter::Impl::TakeUnlocked(Lane& lane, absl::Time no
   return slot;
 }
 
-size_t Limiter::Impl::Ahead(const Lane& lane, const CallerQueue* cq, bool requeue) const {
-  if (requeue) return cq == nullptr ? 0 : cq->requeued_at_head;
-  const size_t q_c = cq == nullptr ? 0 : cq->waiters.size();
-  size_t ahead = q_c;
-  for (const CallerQueue* other : lane.rr) {
-    if (other != cq) ahead += std::min(other->waiters.size(), q_c + 1);
-  }
-  return ahead;
-}
-
-Ticket Limiter::Impl::QueueOrRefuse(Lane& lane, const AcquireRequest& r, AdmitFn& admit,
-                                    bool requeue, absl::Time now, absl::Time first, Answers& out) {
+size_t Limiter::Impl::Ahead(const Lane& lane, const AcquireRequest& r, const CallerShare& share,
+                            bool requeue) const {
+  const size_t requeued = lane.requeued.size();
+  if (requeue) return requeued;  // FIFO among the requeued, before everything else.
   auto found = lane.callers.find(r.caller);
   const CallerQueue* cq = found == lane.callers.end() ? nullptr : found->second.get();
+  const Priority cls = cq != nullptr ? cq->priority : share.priority;
+  const ClassQueue& own = lane.classes[Class(cls)];
+  // The tag the call would get (Enqueue); every call of its class with a tag up to it goes first.
+  const uint64_t tag = std::max(own.vtime, cq != nullptr ? cq->last_tag : 0) +
+                       (cq != nullptr ? cq->step : StepFor(share.weight));
+  size_t in_class = cq != nullptr ? cq->waiters.size() : 0;
+  for (const auto& [head, other] : own.heads) {
+    if (other == cq || head.first > tag) continue;
+    // The other caller's tags are head.first + i * step, i < its queue.
+    in_class += static_cast<size_t>(std::min<uint64_t>(
+        other->waiters.size(), (tag - head.first) / other->step + 1));
+  }
+  return requeued + in_class +
+         OtherClassAhead(lane, cls, static_cast<int64_t>(in_class) + 1);
+}
+
+size_t Limiter::Impl::OtherClassAhead(const Lane& lane, Priority cls, int64_t k) const {
+  // While both classes wait, admission j (from 1) is batch when the credit c0 + j * s crosses
+  // another multiple of M: after n admissions, batch had floor((c0 + n s) / M) of them.
+  const int64_t s = batch_share_, m = kShareUnit, c0 = lane.batch_credit;
+  if (cls == Priority::kInteractive) {
+    const size_t batch = lane.classes[Class(Priority::kBatch)].depth;
+    if (batch == 0 || s == 0) return 0;
+    if (s >= m) return batch;
+    // The k-th interactive call comes after the least b batch calls with
+    // floor((c0 + (k + b) s) / M) == b, i.e. b > (c0 + k s - M) / (M - s).
+    const int64_t x = c0 + k * s - m;
+    const int64_t b = x < 0 ? 0 : x / (m - s) + 1;
+    return std::min(batch, static_cast<size_t>(b));
+  }
+  const size_t interactive = lane.classes[Class(Priority::kInteractive)].depth;
+  if (interactive == 0) return 0;
+  if (s == 0) return interactive;
+  // The k-th batch call is admission n, the least n with c0 + n s >= k M.
+  const int64_t n = (k * m - c0 + s - 1) / s;
+  return std::min(interactive, static_cast<size_t>(n - k));
+}
+
+Ticket Limiter::Impl::QueueOrRefuse(Lane& lane, const AcquireRequest& r, const CallerShare& share,
+                                    AdmitFn& admit, bool requeue, absl::Time now,
+                                    absl::Time first, Answers& out) {
   const absl::Duration wait =
-      (first - now) + Interval(lane) * static_cast<int64_t>(Ahead(lane, cq, requeue));
+      (first - now) + Interval(lane) * static_cast<int64_t>(Ahead(lane, r, share, requeue));
   auto refuse = [&](std::string why, Outcome outcome) {
     out.push_back(Answer{std::move(admit), RetryLater(std::move(why), wait), r.lane, r.caller,
-                         outcome, absl::ZeroDuration(), requeue});
+                         share.priority, outcome, absl::ZeroDuration(), requeue});
     return kNoTicket;
   };
   if (!requeue && lane.depth >= options_.max_queue) {
@@ -333,52 +431,74 @@ Ticket Limiter::Impl::QueueOrRefuse(Lane& lane, const AcquireRequest& r, AdmitFn
                      " exceeds the remaining deadline ", absl::FormatDuration(r.deadline - now)),
         Outcome::kDeadlineRefused);
   }
-  return Enqueue(lane, r, admit, requeue, now);
+  return Enqueue(lane, r, share, admit, requeue, now);
 }
 
-Ticket Limiter::Impl::Enqueue(Lane& lane, const AcquireRequest& r, AdmitFn& admit, bool requeue,
-                              absl::Time now) {
-  std::unique_ptr<CallerQueue>& owned = lane.callers[r.caller];
-  if (owned == nullptr) {
-    owned = std::make_unique<CallerQueue>();
-    owned->caller = r.caller;
-  }
-  CallerQueue* cq = owned.get();
-  const bool was_empty = cq->waiters.empty();
+Ticket Limiter::Impl::Enqueue(Lane& lane, const AcquireRequest& r, const CallerShare& share,
+                              AdmitFn& admit, bool requeue, absl::Time now) {
   const Ticket ticket = (lane.index << kTicketSeqBits) | lane.next_seq++;
-  Waiter w{ticket, std::move(admit), r.deadline, now, requeue};
-  std::list<Waiter>::iterator it;
-  if (requeue) {  // At the head of its caller's queue, and the caller first in the round-robin.
-    it = cq->waiters.insert(
-        std::next(cq->waiters.begin(), static_cast<ptrdiff_t>(cq->requeued_at_head)), std::move(w));
-    ++cq->requeued_at_head;
-    if (!was_empty) lane.rr.erase(cq->rr_pos);
-    lane.rr.push_front(cq);
-    cq->rr_pos = lane.rr.begin();
+  Waiter w{ticket, std::move(admit), r.deadline, now, requeue, r.caller, share.priority, 0};
+  TicketRef ref{nullptr, {}};
+  if (requeue) {  // At the head of the lane, after the calls requeued before it.
+    ref.it = lane.requeued.insert(lane.requeued.end(), std::move(w));
   } else {
-    it = cq->waiters.insert(cq->waiters.end(), std::move(w));
-    if (was_empty) cq->rr_pos = lane.rr.insert(lane.rr.end(), cq);
+    ref = AppendToCaller(lane, share, std::move(w));
   }
   ++lane.depth;
   if (r.deadline < absl::InfiniteFuture()) lane.deadlines.emplace(r.deadline, ticket);
-  lane.tickets.emplace(ticket, TicketRef{cq, it});
+  lane.tickets.emplace(ticket, ref);
   Rearm(lane);
   return ticket;
 }
 
-Limiter::Impl::Waiter Limiter::Impl::Remove(Lane& lane, const TicketRef& ref) {
-  CallerQueue* cq = ref.queue;
+Limiter::Impl::TicketRef Limiter::Impl::AppendToCaller(Lane& lane, const CallerShare& share,
+                                                       Waiter w) {
+  std::unique_ptr<CallerQueue>& owned = lane.callers[w.caller];
+  if (owned == nullptr) {
+    owned = std::make_unique<CallerQueue>(
+        CallerQueue{w.caller, share.priority, StepFor(share.weight), 0, {}});
+  }
+  CallerQueue* cq = owned.get();
+  ClassQueue& cls = lane.classes[Class(cq->priority)];
+  w.priority = cq->priority;
+  w.tag = std::max(cls.vtime, cq->last_tag) + cq->step;
+  cq->last_tag = w.tag;
+  const bool was_empty = cq->waiters.empty();
+  auto it = cq->waiters.insert(cq->waiters.end(), std::move(w));
+  if (was_empty) cls.heads.emplace(HeadKey{it->tag, it->id}, cq);
+  ++cls.depth;
+  return TicketRef{cq, it};
+}
+
+Limiter::Impl::Waiter Limiter::Impl::Remove(Lane& lane, const TicketRef& ref, bool gives_back) {
   Waiter w = std::move(*ref.it);
-  if (w.requeued) --cq->requeued_at_head;
-  cq->waiters.erase(ref.it);
+  if (ref.queue != nullptr) {
+    RemoveFromCaller(lane, *ref.queue, ref.it, gives_back);
+  } else {
+    lane.requeued.erase(ref.it);
+  }
   --lane.depth;
   if (w.deadline < absl::InfiniteFuture()) lane.deadlines.erase({w.deadline, w.id});
   lane.tickets.erase(w.id);
-  if (cq->waiters.empty()) {
-    lane.rr.erase(cq->rr_pos);
-    lane.callers.erase(cq->caller);  // Destroys *cq.
-  }
   return w;
+}
+
+void Limiter::Impl::RemoveFromCaller(Lane& lane, CallerQueue& cq, std::list<Waiter>::iterator it,
+                                     bool gives_back) {
+  ClassQueue& cls = lane.classes[Class(cq.priority)];
+  const bool was_head = it == cq.waiters.begin();
+  if (was_head) cls.heads.erase(HeadKey{it->tag, it->id});
+  if (gives_back) {  // The later calls keep the progression head + i * step.
+    for (auto later = std::next(it); later != cq.waiters.end(); ++later) later->tag -= cq.step;
+    cq.last_tag -= cq.step;
+  }
+  cq.waiters.erase(it);
+  if (--cls.depth == 0) cls.vtime = 0;  // No caller of the class is left: tags restart.
+  if (cq.waiters.empty()) {
+    lane.callers.erase(cq.caller);  // Destroys cq.
+  } else if (was_head) {
+    cls.heads.emplace(HeadKey{cq.waiters.front().tag, cq.waiters.front().id}, &cq);
+  }
 }
 
 void Limiter::Impl::RecordAdmission(Lane& lane, absl::Time now) {
@@ -400,11 +520,9 @@ bool Limiter::Impl::PacingExplainsExhaustion(const Lane& lane) const {
 void Limiter::Impl::ExpireDeadlines(Lane& lane, absl::Time now, Answers& out) {
   // A call whose deadline has come is never admitted.
   while (!lane.deadlines.empty() && lane.deadlines.begin()->first <= now) {
-    const TicketRef ref = lane.tickets.at(lane.deadlines.begin()->second);
-    const std::string caller = ref.queue->caller;
-    Waiter w = Remove(lane, ref);
+    Waiter w = Remove(lane, lane.tickets.at(lane.deadlines.begin()->second), true);
     ++stats_.deadline_exceeded;
-    out.push_back(Answered(w, lane, caller,
+    out.push_back(Answered(w, lane,
                            absl::DeadlineExceededError(absl::StrCat(
                                "deadline passed while waiting for a rate-limit slot of ", lane.key,
                                " (", FormatLimit(lane.limit), ")")),
@@ -412,19 +530,28 @@ void Limiter::Impl::ExpireDeadlines(Lane& lane, absl::Time now, Answers& out) {
   }
 }
 
-void Limiter::Impl::AdmitNext(Lane& lane, absl::Time now, Answers& out) {
-  CallerQueue* cq = lane.rr.front();
-  const std::string caller = cq->caller;
-  Waiter w = Remove(lane, TicketRef{cq, cq->waiters.begin()});
-  // Round-robin: the caller, if it still has calls, goes to the back.
-  if (auto it = lane.callers.find(caller); it != lane.callers.end()) {
-    CallerQueue* still = it->second.get();
-    lane.rr.erase(still->rr_pos);
-    still->rr_pos = lane.rr.insert(lane.rr.end(), still);
+Limiter::Impl::TicketRef Limiter::Impl::NextToServe(Lane& lane, bool admitting) {
+  if (!lane.requeued.empty()) return TicketRef{nullptr, lane.requeued.begin()};
+  ClassQueue& interactive = lane.classes[Class(Priority::kInteractive)];
+  ClassQueue& batch = lane.classes[Class(Priority::kBatch)];
+  ClassQueue* from = interactive.depth > 0 ? &interactive : &batch;
+  if (admitting && interactive.depth > 0 && batch.depth > 0) {
+    lane.batch_credit += batch_share_;
+    if (lane.batch_credit >= kShareUnit) {
+      lane.batch_credit -= kShareUnit;
+      from = &batch;
+    }
   }
+  CallerQueue* cq = from->heads.begin()->second;
+  if (admitting) from->vtime = cq->waiters.front().tag;
+  return TicketRef{cq, cq->waiters.begin()};
+}
+
+void Limiter::Impl::AdmitNext(Lane& lane, absl::Time now, Answers& out) {
+  Waiter w = Remove(lane, NextToServe(lane, /*admitting=*/true), /*gives_back=*/false);
   ++stats_.admitted;
   RecordAdmission(lane, now);
-  out.push_back(Answered(w, lane, caller, absl::OkStatus(), Outcome::kAdmitted, now));
+  out.push_back(Answered(w, lane, absl::OkStatus(), Outcome::kAdmitted, now));
 }
 
 void Limiter::Impl::Pump(Lane& lane, Answers& out) {
@@ -501,12 +628,10 @@ bool Limiter::Impl::Cancel(Ticket ticket) {
     absl::MutexLock lock(&lane->mu);
     auto it = lane->tickets.find(ticket);
     if (it == lane->tickets.end()) return false;
-    const std::string caller = it->second.queue->caller;
-    Waiter w = Remove(*lane, it->second);
+    Waiter w = Remove(*lane, it->second, /*gives_back=*/true);
     ++stats_.cancelled;
     Rearm(*lane);
-    out.push_back(Answered(w, *lane, caller,
-                           absl::CancelledError("cancelled while waiting for a rate-limit slot"),
+    out.push_back(Answered(w, *lane, absl::CancelledError("cancelled while waiting for a rate-limit slot"),
                            Outcome::kCancelled, clock_->Now()));
   }
   Deliver(out);
@@ -589,11 +714,8 @@ void Limiter::Impl::Shutdown() {
     if (lane->has_timer) timers_->Cancel(lane->timer);
     lane->has_timer = false;
     while (lane->depth > 0) {
-      CallerQueue* cq = lane->rr.front();
-      const std::string caller = cq->caller;
-      Waiter w = Remove(*lane, TicketRef{cq, cq->waiters.begin()});
-      out.push_back(Answered(w, *lane, caller,
-                             absl::UnavailableError("rate limiter is shutting down"),
+      Waiter w = Remove(*lane, NextToServe(*lane, /*admitting=*/false), /*gives_back=*/false);
+      out.push_back(Answered(w, *lane, absl::UnavailableError("rate limiter is shutting down"),
                              Outcome::kShutdown, now));
     }
   }

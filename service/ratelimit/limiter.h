@@ -2,9 +2,21 @@
 //
 // A lane is one budget: a workspace's token and one operation (key "workspace/rpc", also the
 // BudgetStore key). Each lane paces its calls through the BudgetStore (GCRA, see
-// budget_store.h) and keeps, per caller, a FIFO queue; the callers' queues are served round-robin,
-// so a caller flooding an operation cannot starve another, and calls of one caller keep their
-// order.
+// budget_store.h) and keeps, per caller, a FIFO queue. Which queued call goes next:
+//   1. calls put back by Requeue (after a 429), first come first served;
+//   2. else a class: `interactive` before `batch`, except that while both have calls waiting,
+//      batch gets `batch_min_share` of the admissions (a credit of that fraction per admission;
+//      batch goes when it reaches one: 10% is every 10th admission), so it never starves;
+//   3. within the class, weighted fair queuing across callers (self-clocked fair queuing): a
+//      call gets the finish tag max(V, its caller's last tag) + 1/weight, where V is the tag of
+//      the class's last admitted call, and the smallest tag goes (ties: the earlier call). Callers
+//      that keep calls waiting are admitted in proportion to their weights (3:1 for weights 3
+//      and 1); a caller's calls have increasing tags, so they keep their order. A call that leaves
+//      without admission (cancel, deadline) gives its place back: its caller's later calls move
+//      up one tag step.
+// A caller's class and weight come from LimiterOptions::share_of (config `callers`); a caller it
+// does not know is interactive with weight 1, so without configuration every caller is served
+// round-robin.
 //
 // What a caller is promised:
 //   - `admit` runs exactly once per Acquire/Requeue, with one of
@@ -27,11 +39,15 @@
 //     its next slot or its earliest queued deadline, whichever comes first. No polling.
 //   - Deadline-aware admission: a call that would wait estimates its wait as
 //         wait = max(0, next_slot - now) + ahead * T
-//     where T is the lane's emission interval (BudgetStore::Interval) and `ahead` the calls the
-//     round-robin serves before it: q_c + sum over the other callers d of min(q_d, q_c + 1)
-//     (q = calls already queued, c = this caller). When now + wait + reserve > deadline it is
-//     refused at once with RetryInfo(wait). New callers arriving later can still go ahead of a
-//     queued call (round-robin); such a call then leaves at its deadline with DEADLINE_EXCEEDED.
+//     where T is the lane's emission interval (BudgetStore::Interval) and `ahead` the calls
+//     already queued that the order above serves before it: the requeued ones; those of its
+//     class with a smaller (or equal) tag, its own caller's included; and the other class's
+//     calls the share interleaves before it (for interactive, the batch calls the credit lets
+//     in first; for batch, every interactive call served until the credit reaches its turn), as
+//     many as are queued. The estimate is exact for the calls queued now. When
+//     now + wait + reserve > deadline it is refused at once with RetryInfo(wait). Calls arriving
+//     later can still go ahead of a queued call (a smaller tag, a higher class); such a call then
+//     leaves at its deadline with DEADLINE_EXCEEDED.
 //   - Bounded: at most `max_queue` calls wait per lane (Requeue may exceed it: a requeued call
 //     was already admitted once).
 //
@@ -48,8 +64,9 @@
 //     saying 0 before the pacing filled the window (another client of the token, or a configured
 //     limit above the real one).
 //   - OnTooManyRequests(): a 429 pauses the lane for `retry_after` (msBeforeNext), at least one
-//     emission interval. Then Requeue() puts the call back at the HEAD of its caller's queue (a
-//     429 means nothing executed), and its caller to the front of the round-robin: it goes next.
+//     emission interval. Then Requeue() puts the call back at the HEAD of the lane, whatever its
+//     class (a 429 means nothing executed): it goes next, after the calls requeued before it.
+//     It does not count as its caller's turn (no tag): it had its turn when first admitted.
 //
 // Thread-safe. Each lane has its own lock and state, so lanes never wait on each other; a small
 // directory lock only maps lane keys to lanes. No lock is held while the store is called (with
@@ -88,6 +105,17 @@ inline constexpr Ticket kNoTicket = 0;
 
 using AdmitFn = std::function<void(absl::Status)>;
 
+// A caller's priority class within each lane.
+enum class Priority { kInteractive = 0, kBatch = 1 };
+absl::string_view PriorityName(Priority p);  // "interactive" / "batch"
+
+// How a caller shares every lane with the others (config `callers[i].priority` / `.weight`).
+struct CallerShare {
+  Priority priority = Priority::kInteractive;
+  int weight = 1;  // 1..kMaxWeight; larger values are clamped to it, smaller to 1.
+};
+inline constexpr int kMaxWeight = 1000;
+
 struct AcquireRequest {
   std::string lane;    // workspace + "/" + rpc; also the BudgetStore key.
   Limit limit;         // The lane's limit (LimitFor).
@@ -111,6 +139,7 @@ absl::string_view OutcomeName(Outcome o);
 struct AnswerEvent {
   absl::string_view lane;
   absl::string_view caller;
+  Priority priority;  // The caller's class.
   Outcome outcome;
   absl::Duration waited;  // Time spent queued (zero for an answer given at once).
   bool requeued;          // The call came through Requeue.
@@ -124,6 +153,13 @@ struct LimiterOptions {
   bool trust_own_pacing = true;  // See Observe() in the file comment.
   // When the store fails while calls wait, the lane tries again after this long.
   absl::Duration store_retry = absl::Milliseconds(100);
+  // Each caller's class and weight (see the file comment); unset: every caller interactive,
+  // weight 1. Called on the thread of Acquire/Requeue, outside any lock; must not block and must
+  // not call back into the Limiter.
+  std::function<CallerShare(absl::string_view caller)> share_of;
+  // The fraction of a lane's admissions batch callers get while interactive calls wait too,
+  // 0..1 (clamped). 0: batch goes only when no interactive call waits.
+  double batch_min_share = 0.1;
   // Called once per answer, outside the lock, on the thread that runs `admit`, just before it
   // (e.g. a queue-wait histogram). Must not block; must not call back into the Limiter.
   std::function<void(const AnswerEvent&)> on_answer;
@@ -156,7 +192,7 @@ class Limiter {
   Ticket Acquire(const AcquireRequest& r, AdmitFn admit);
 
   // Like Acquire, for a call whose upstream attempt was answered 429 (nothing executed): it goes
-  // back to the head of its caller's queue, and is refused at once (RESOURCE_EXHAUSTED +
+  // back to the head of the lane, and is refused at once (RESOURCE_EXHAUSTED +
   // RetryInfo) when the lane's pause leaves no time before its deadline. Not bounded by
   // max_queue.
   Ticket Requeue(const AcquireRequest& r, AdmitFn admit);

@@ -64,6 +64,21 @@ absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(Registry*
                                          "Calls refused because no rate-limit slot would free up "
                                          "before their deadline.",
                                          {"operation"}));
+  SAG_ASSIGN_FAMILY(m->caller_admitted,
+                    registry->AddCounter("audiences_gateway_caller_admitted_total",
+                                         "Calls given a rate-limit slot, by caller and class.",
+                                         {"caller", "class"}));
+  SAG_ASSIGN_FAMILY(m->caller_queue_wait,
+                    registry->AddHistogram("audiences_gateway_caller_queue_wait_seconds",
+                                           "Time admitted calls waited for a rate-limit slot, by "
+                                           "caller and class.",
+                                           {"caller", "class"}, QueueWaitBuckets()));
+  SAG_ASSIGN_FAMILY(m->caller_refused,
+                    registry->AddCounter("audiences_gateway_caller_refused_total",
+                                         "Calls refused a rate-limit slot (queue full, wait beyond "
+                                         "the deadline, deadline passed in the queue), by caller "
+                                         "and class.",
+                                         {"caller", "class"}));
   SAG_ASSIGN_FAMILY(
       m->cache_requests,
       registry->AddCounter("audiences_gateway_cache_requests_total",

@@ -10,6 +10,9 @@
 //                   back (connection failure, timeout, cancelled)
 //   result          per family, listed below
 //   workspace       a configured workspace name (never a caller-supplied string)
+//   caller          a configured caller name (config `callers`), or "other" for every caller
+//                   that is not configured (never a caller-supplied string)
+//   class           a caller's priority class: interactive | batch
 //
 // Thread safety: the struct is immutable after Create(); the families are thread-safe.
 // Ownership: the families belong to the Registry given to Create(), which must outlive this.
@@ -67,6 +70,14 @@ struct GatewayMetrics {
   // audiences_gateway_ratelimit_rejected_total{operation}: calls refused with RESOURCE_EXHAUSTED
   // because no slot would free up before their deadline (or the queue was full).
   CounterFamily* ratelimit_rejected = nullptr;
+  // audiences_gateway_caller_admitted_total{caller,class}: calls given a slot (at once or after
+  // waiting), per caller and priority class.
+  CounterFamily* caller_admitted = nullptr;
+  // audiences_gateway_caller_queue_wait_seconds{caller,class}: the queue wait of those calls.
+  HistogramFamily* caller_queue_wait = nullptr;
+  // audiences_gateway_caller_refused_total{caller,class}: calls the limiter refused
+  // (RESOURCE_EXHAUSTED: queue full or wait beyond the deadline; DEADLINE_EXCEEDED in the queue).
+  CounterFamily* caller_refused = nullptr;
 
   // ---- listing cache ---------------------------------------------------------------------------
   // audiences_gateway_cache_requests_total{rpc,result}: listing calls by cache outcome, result =

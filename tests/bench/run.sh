@@ -5,14 +5,14 @@
 # baselines and goals. JSON: one file per benchmark and summary.json in $OUT_DIR
 # (default build/bench/results).
 #
-#   tests/bench/run.sh            # everything, ~6 minutes after the build on 2 cores
+#   tests/bench/run.sh            # everything, ~7 minutes after the build on 2 cores
 #   BENCHES="proxy cache" tests/bench/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 deploy/local/install-deps.sh || exit 1
 build="${BUILD_DIR:-build/bench}"
 out="${OUT_DIR:-$build/results}"
-benches="${BENCHES:-proxy cache ratelimit lanes concurrency scaleout translate}"
+benches="${BENCHES:-proxy cache ratelimit lanes shares concurrency scaleout translate}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
 targets=()
 for b in $benches; do targets+=("bench_$b"); done
@@ -37,6 +37,8 @@ for b in $benches; do
     ratelimit) run ratelimit "$bin/bench_ratelimit" --callers=3 --calls_per_caller=200 \
       --limit=10/1s --queued_calls=10000 --idle_sample=5s --json="$out/ratelimit.json" ;;
     lanes) run lanes "$bin/bench_lanes" --lanes=6 --requests=10 --delay=20ms --seconds=10s ;;
+    shares) run shares "$bin/bench_shares" --seconds=20 --flood_seconds=10 --limit=10/1s \
+      --json="$out/shares.json" ;;
     concurrency) run concurrency "$bin/bench_concurrency" --calls=2000 --latency=500ms \
       --json="$out/concurrency.json" ;;
     scaleout) run scaleout "$bin/bench_scaleout" --seconds=10 --json="$out/scaleout.json" ;;

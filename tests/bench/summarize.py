@@ -60,6 +60,7 @@ def main():
     concurrency = load(directory, "concurrency")
     scaleout = load(directory, "scaleout")
     translate = load(directory, "translate")
+    shares = load(directory, "shares")
 
     rows = []  # (scenario, figure, value, baseline, goal)
 
@@ -152,6 +153,22 @@ def main():
         fmt(get(scaleout, "redis_trytake", "p50_ms"), "{:.3f}") + " / " +
         fmt(get(scaleout, "redis_trytake", "p99_ms"), "{:.3f}"))
 
+    # Callers sharing a lane by priority and weight (issue 17).
+    heavy = get(shares, "heavy_share")
+    row("shares", "batch weights 3:1 flooding %s: shares" % (get(shares, "limit") or "n/a"),
+        "n/a" if heavy is None else "%.1f%% / %.1f%%" % (100 * heavy, 100 - 100 * heavy), "",
+        "75 / 25 +-5: " + goal(heavy, lambda v: 0.70 <= v <= 0.80))
+    ui_goal = get(shares, "ui_wait_goal_ms")
+    row("shares", "interactive call's wait during that flood, p99 (ms)",
+        fmt(get(shares, "ui_wait_p99_ms")), "p50 " + fmt(get(shares, "ui_wait_p50_ms")),
+        "<= %s: " % fmt(ui_goal) +
+        goal(get(shares, "ui_wait_p99_ms"), lambda v: ui_goal is not None and v <= ui_goal))
+    row("shares", "batch share under an interactive flood",
+        fmt(get(shares, "batch_share_under_interactive_flood"), "{:.1%}"), "",
+        ">= 10%: " + goal(get(shares, "batch_share_under_interactive_flood"),
+                          lambda v: v >= 0.095))
+    row("shares", "upstream 429s", fmt(get(shares, "upstream_429")), "", "0")
+
     # 5. Memory: the gateway's RSS idle and after each scenario (each starts its own gateway).
     for name, idle, after in [
         ("proxy", get(proxy, "gateway_rss_kb", "before"), get(proxy, "gateway_rss_kb", "after")),
@@ -177,7 +194,7 @@ def main():
         "machine": {"cpus": os.cpu_count(), "system": platform.platform()},
         "rows": [dict(zip(("scenario", "figure", "value", "baseline", "goal"), r)) for r in rows],
         "raw": {"proxy": proxy, "cache": cache, "ratelimit": ratelimit,
-                "concurrency": concurrency, "scaleout": scaleout, "translate": translate},
+                "concurrency": concurrency, "scaleout": scaleout, "translate": translate, "shares": shares},
     }
     with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)

@@ -10,7 +10,10 @@
 //  - 20% of GETs answered 5xx: retried inside the deadline, at least 99.9% succeed;
 //  - writes are never retried (no duplicate audiences) whatever the failure;
 //  - garbled 200 bodies are a clear error, never a partial answer;
-//  - the monthly preview quota refuses at once with QuotaFailure, across a restart.
+//  - the monthly preview quota refuses at once with QuotaFailure, across a restart;
+//  - callers share a lane by priority and weight (config `callers[].priority/weight`): batch
+//    callers of weights 3 and 1 get about 3:1, batch keeps its share under an interactive
+//    flood, and a bad weight stops the gateway at start with exit code 2.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <httplib.h>
@@ -30,7 +33,9 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/common/flood.h"
 #include "tests/common/stack.h"
+#include "tests/common/subprocess.h"
 
 namespace sag::testing {
 namespace {
@@ -529,6 +534,82 @@ TEST(RateLimitIntegrationTest, MonthlyPreviewQuotaRefusesAtOnceAndSurvivesAResta
   ASSERT_NE(restarted, nullptr);
   refused_at_once(*restarted);
   EXPECT_EQ(SimCount(*stack, "by_operation", "CreateAudiencePreview"), 3);
+}
+
+// Callers of SharesConfig (flood.h) on a 10/1s lane: shares by order of completion, after the
+// first calls (the backlogs filling up) are skipped. Wide margins: the exact shares are the
+// limiter's unit tests'; this shows the configuration reaches the lane.
+std::unique_ptr<Stack> StartSharesStack() {
+  const std::string dir = MakeTempDir();
+  WriteFile(dir + "/config.yaml", SharesConfig());
+  StackOptions o;
+  o.sim_args = {"--rate_limits=GetAudience=10/1s"};
+  o.gateway_args = {"--config=" + dir + "/config.yaml", "--rate_limits=GetAudience=10/1s"};
+  return StartOrDie(o);
+}
+
+std::string CreateAudienceAs(Stack& s, const FloodCaller& caller) {
+  auto ctx = Context();
+  ctx->AddMetadata("x-api-key", caller.api_key);
+  v1::CreateAudienceResponse resp;
+  grpc::Status st = s.stub().CreateAudience(ctx.get(), AudienceRequest(kSpace, "shared"), &resp);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  return resp.audience().id();
+}
+
+TEST(RateLimitIntegrationTest, CallersShareALaneByPriorityAndWeight) {
+  std::unique_ptr<Stack> s = StartSharesStack();
+  ASSERT_NE(s, nullptr);
+  const std::string id = CreateAudienceAs(*s, kUi);
+  ASSERT_FALSE(id.empty());
+  {
+    Flood flood(&s->stub(), kSpace, id);
+    flood.Start(kHeavy, 8);
+    flood.Start(kLight, 8);
+    ASSERT_TRUE(flood.WaitForOk(70, absl::Seconds(60)));
+    ASSERT_TRUE(flood.Stop());
+    std::map<std::string, int> n = flood.OkInOrder(10, 70);  // ~45 : ~15
+    EXPECT_GE(n["heavy"], 36) << n["heavy"] << " : " << n["light"];
+    EXPECT_LE(n["heavy"], 54) << n["heavy"] << " : " << n["light"];
+    for (const FloodCall& c : flood.Finished()) EXPECT_EQ(c.code, grpc::StatusCode::OK);
+  }
+  {
+    Flood flood(&s->stub(), kSpace, id);
+    flood.Start(kUi, 8);
+    flood.Start(kHeavy, 8);
+    ASSERT_TRUE(flood.WaitForOk(70, absl::Seconds(60)));
+    ASSERT_TRUE(flood.Stop());
+    std::map<std::string, int> n = flood.OkInOrder(10, 70);  // ~54 : ~6
+    EXPECT_GE(n["heavy"], 3) << "batch keeps its share: " << n["ui"] << " : " << n["heavy"];
+    EXPECT_GE(n["ui"], 45) << "interactive first: " << n["ui"] << " : " << n["heavy"];
+  }
+  EXPECT_EQ(SimCount(*s, "status_429"), 0);
+  absl::StatusOr<std::string> metrics = s->ScrapeMetrics();
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  for (const char* series :
+       {"audiences_gateway_caller_admitted_total{caller=\"heavy\",class=\"batch\"}",
+        "audiences_gateway_caller_admitted_total{caller=\"ui\",class=\"interactive\"}",
+        "audiences_gateway_caller_queue_wait_seconds_count{caller=\"light\",class=\"batch\"}"}) {
+    EXPECT_NE(metrics->find(series), std::string::npos) << series;
+  }
+}
+
+TEST(RateLimitIntegrationTest, BadCallerWeightStopsTheGatewayWithExitCode2) {
+  const std::string dir = MakeTempDir();
+  for (const auto& [entry, key] : std::vector<std::pair<std::string, std::string>>{
+           {"    weight: 0\n", "callers[3].weight"},
+           {"    weight: 1.5\n", "callers[3].weight"},
+           {"    priority: realtime\n", "callers[3].priority"}}) {
+    WriteFile(dir + "/bad.yaml",
+              SharesConfig("  - name: bad\n    secret_sha256: " + std::string(64, 'a') + "\n" +
+                           entry));
+    absl::StatusOr<ProgramResult> run =
+        RunProgram({SAG_GATEWAY_BIN, "--config=" + dir + "/bad.yaml", "--listen=127.0.0.1:0",
+                    "--metrics_listen="});
+    ASSERT_TRUE(run.ok()) << run.status();
+    EXPECT_EQ(run->code, 2) << run->output;
+    EXPECT_NE(run->output.find(key), std::string::npos) << run->output;
+  }
 }
 
 }  // namespace

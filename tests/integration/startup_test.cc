@@ -137,6 +137,7 @@ TEST(StartupTest, GatewayHelpListsEveryFlagAndExitsZero) {
                                "upstream_timeout",
                                "upstream_max_connections",
                                "queue_max",
+                               "batch_min_share",
                                "upstream_max_attempts",
                                "preview_monthly_quota",
                                "preview_quota_file",

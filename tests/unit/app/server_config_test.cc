@@ -134,6 +134,96 @@ TEST_F(ServerConfigTest, WorkspacesAndTokenFileFlagConflict) {
   EXPECT_THAT(Error({"config", "token_file"}), HasSubstr("both name tokens"));
 }
 
+// `callers[].priority` / `.weight` and --batch_min_share (key batch_min_share).
+constexpr char kSecretA[] = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
+constexpr char kSecretB[] = "6b86b273ff34ce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b1";
+
+std::string CallersYaml(const std::string& a_extra, const std::string& b_extra = "") {
+  return absl::StrCat("callers:\n  - name: reporting\n    secret_sha256: ", kSecretA, "\n",
+                      a_extra, "  - name: ui\n    secret_sha256: ", kSecretB, "\n", b_extra);
+}
+
+TEST_F(ServerConfigTest, CallersPrioritiesWeightsAndBatchShareAreRead) {
+  absl::SetFlag(&FLAGS_config,
+                WriteFile("shares.yaml", "batch_min_share: 0.25\n" +
+                                             CallersYaml("    priority: batch\n    weight: 3\n",
+                                                         "    priority: interactive\n")));
+  absl::StatusOr<ServerConfig> c = ServerConfigFromFlags({"config"});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->batch_min_share, 0.25);
+  const ratelimit::CallerShare reporting = c->access.ShareOf("reporting");
+  EXPECT_EQ(reporting.priority, ratelimit::Priority::kBatch);
+  EXPECT_EQ(reporting.weight, 3);
+  EXPECT_EQ(c->access.ShareOf("ui").priority, ratelimit::Priority::kInteractive);
+  EXPECT_EQ(c->access.ShareOf("ui").weight, 1);
+  // Not configured: the defaults, and not a configured name (metrics label it "other").
+  EXPECT_EQ(c->access.ShareOf("stranger").priority, ratelimit::Priority::kInteractive);
+  EXPECT_EQ(c->access.ShareOf("stranger").weight, 1);
+  EXPECT_TRUE(c->access.IsConfigured("reporting"));
+  EXPECT_FALSE(c->access.IsConfigured("stranger"));
+}
+
+TEST_F(ServerConfigTest, BatchMinShareDefaultsToTenPercent) {
+  absl::StatusOr<ServerConfig> c = ServerConfigFromFlags({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->batch_min_share, 0.1);
+}
+
+TEST_F(ServerConfigTest, BadPrioritiesAndWeightsAreRefusedNamingTheKey) {
+  struct Case {
+    std::string entry;
+    std::string error;
+  };
+  const std::string weight = "config: callers[0].weight: must be an integer from 1 to 1000, got ";
+  const std::vector<Case> cases = {
+      {"    priority: urgent\n",
+       "config: callers[0].priority: unknown class 'urgent': use interactive or batch (line 4)"},
+      {"    priority: BATCH\n", "callers[0].priority: unknown class 'BATCH'"},
+      {"    priority: [batch]\n", "callers[0].priority: unknown class ''"},
+      {"    priority: \"\"\n", "callers[0].priority: unknown class ''"},
+      {"    weight: 0\n", weight + "'0' (line 4)"},
+      {"    weight: -1\n", weight + "'-1'"},
+      {"    weight: 1001\n", weight + "'1001'"},
+      {"    weight: 99999999999999999999999\n", weight + "'99999999999999999999999'"},
+      {"    weight: 2.5\n", weight + "'2.5'"},
+      {"    weight: 1e3\n", weight + "'1e3'"},
+      {"    weight: three\n", weight + "'three'"},
+      {"    weight: \" 3\"\n", weight + "' 3'"},
+      {"    weight: {a: 1}\n", weight + "''"},
+      {"    weight:\n", weight + "''"},
+      {"    weight: " + std::string(100000, '7') + "\n", weight + "'7777777777"},
+      {"    max_rate: ListAudiences=20/1m\n", "config: callers[0].max_rate: unknown key"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.entry.substr(0, 60));
+    absl::FlagSaver restore;
+    absl::SetFlag(&FLAGS_config, WriteFile("bad_share.yaml", CallersYaml(c.entry)));
+    const std::string error = Error({"config"});
+    EXPECT_THAT(error, HasSubstr(c.error));
+    EXPECT_LT(error.size(), 300u) << "a hostile value is not echoed whole";
+  }
+}
+
+TEST_F(ServerConfigTest, BatchMinShareOutsideZeroToOneIsRefused) {
+  for (const char* bad : {"-0.1", "1.5", "nan", "inf", "-inf"}) {
+    SCOPED_TRACE(bad);
+    absl::FlagSaver restore;
+    absl::SetFlag(&FLAGS_config, WriteFile("share.yaml", absl::StrCat("batch_min_share: ", bad)));
+    EXPECT_THAT(Error({"config"}), HasSubstr("--batch_min_share must be a fraction from 0 to 1"));
+  }
+  for (const char* bad : {"ten percent", "10%", "[0.1, 0.2]", "{a: 1}"}) {
+    SCOPED_TRACE(bad);
+    absl::FlagSaver restore;
+    absl::SetFlag(&FLAGS_config, WriteFile("share.yaml", absl::StrCat("batch_min_share: ", bad)));
+    EXPECT_THAT(Error({"config"}), HasSubstr("batch_min_share"));
+  }
+  for (const char* good : {"0", "1", "0.5"}) {
+    absl::FlagSaver restore;
+    absl::SetFlag(&FLAGS_config, WriteFile("share.yaml", absl::StrCat("batch_min_share: ", good)));
+    EXPECT_EQ(Error({"config"}), "") << good;
+  }
+}
+
 TEST_F(ServerConfigTest, HostileInputIsRefusedWithoutCrashing) {
   absl::SetFlag(&FLAGS_config, WriteFile("huge.yaml", std::string(2 << 20, '#')));
   EXPECT_THAT(Error({"config"}), HasSubstr("larger than"));

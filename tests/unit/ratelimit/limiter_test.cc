@@ -318,11 +318,13 @@ TEST_F(LimiterTest, TooManyRequestsPausesTheLaneAndRequeueGoesFirst) {
   ASSERT_EQ(order.size(), 5u);
   EXPECT_EQ(order[1], "a1-again");
   EXPECT_EQ(Find("a1-again")->at, t0_ + absl::Milliseconds(2050));
-  // Then the round-robin carries on: B had been waiting, then A's queue in order.
-  EXPECT_EQ(order[2], "b1");
-  EXPECT_EQ(order[3], "a2");
+  // Then the fair order carries on, the requeued call not counting as A's turn (it had it when
+  // first admitted): a2 and b1 were each their caller's first waiting call (a2 queued first),
+  // then a3.
+  EXPECT_EQ(order[2], "a2");
+  EXPECT_EQ(order[3], "b1");
   EXPECT_EQ(order[4], "a3");
-  EXPECT_EQ(Find("b1")->at, t0_ + absl::Milliseconds(2150));
+  EXPECT_EQ(Find("b1")->at, t0_ + absl::Milliseconds(2250));
 }
 
 TEST_F(LimiterTest, RequeueRefusedWhenThePauseOutlastsTheDeadline) {
