@@ -75,7 +75,7 @@ struct CallLog {
   int retries = 0;
   std::string request_id;
   std::string trace_id;  // W3C trace id of the caller's traceparent, "" when none was valid
-  std::string error;  // the status message for non-OK calls
+  std::string error;     // the status message for non-OK calls
 };
 
 class Logger {
