@@ -26,6 +26,11 @@ namespace {
 
 constexpr char kServiceName[] = "segment.audiences.v1.AudiencesService";
 
+// A workspace's own health entry.
+std::string WorkspaceHealthName(const std::string& workspace) {
+  return absl::StrCat(kServiceName, "/workspace/", workspace);
+}
+
 // Retries may add 20% to the requests, plus a floor of 10 a second (as Finagle's budget) so a quiet
 // gateway can still retry: at a 20% failure rate a call needs 25% retries on average.
 ratelimit::RetryBudgetOptions RetryOptions() {
@@ -68,6 +73,10 @@ GatewayServer::GatewayServer(ServerConfig config)
       retry_budget_(RealClock(), RetryOptions()) {}
 
 GatewayServer::~GatewayServer() {
+  {
+    absl::MutexLock lock(&health_mu_);
+    health_open_ = false;  // An upstream answer arriving from now on leaves health alone.
+  }
   if (!stopping_.HasBeenNotified()) stopping_.Notify();  // Run() notifies on a signal.
   if (health_thread_.joinable()) health_thread_.join();
   if (server_ != nullptr) server_->Shutdown(absl::ToChronoTime(absl::Now()));
@@ -245,8 +254,11 @@ absl::Status GatewayServer::BuildGateway() {
       }
     };
   }
+  auth_observer_ = UpstreamAuthStateObserver(metrics_.get(), &logger_, [this] { PublishHealth(); });
+  for (const auto& ws : workspaces_)
+    metrics_->upstream_auth_rejected->WithLabels({ws.name})->Set(0);
   auto gateway = Gateway::Create(options, &env_, workspaces_, parts,
-                                 GatewayObservers{metrics_.get(), &logger_});
+                                 GatewayObservers{metrics_.get(), &logger_, auth_observer_.get()});
   if (!gateway.ok()) return gateway.status();
   gateway_ = *std::move(gateway);
   service_ = std::make_unique<AudiencesServiceImpl>(gateway_.get());
@@ -314,21 +326,35 @@ void GatewayServer::LogStarted() {
                 {"version", SAG_VERSION}});
 }
 
-// SERVING while not stopping and every workspace has a token; learns rotated tokens' secrets.
+// Learns rotated tokens' secrets and which workspaces have a token (file reads: no lock held).
 void GatewayServer::RefreshHealth() {
-  bool tokens_ok = true;
+  std::vector<bool> token_ok;
   for (const auto& source : token_sources_) {
     auto token = source->Token();
-    if (token.ok()) {
-      logger_.AddSecret(*token);
-    } else {
-      tokens_ok = false;
-    }
+    if (token.ok()) logger_.AddSecret(*token);
+    token_ok.push_back(token.ok());
   }
-  const bool serving = !stopping_.HasBeenNotified() && tokens_ok;
+  {
+    absl::MutexLock lock(&health_mu_);
+    token_ok_ = std::move(token_ok);
+  }
+  PublishHealth();
+}
+
+void GatewayServer::PublishHealth() {
+  absl::MutexLock lock(&health_mu_);  // Serializes the updates; in memory only.
+  if (!health_open_ || server_ == nullptr) return;
+  const bool running = !stopping_.HasBeenNotified();
+  bool all_tokens = true;
+  for (bool ok : token_ok_) all_tokens = all_tokens && ok;
   auto* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", serving);
-  health->SetServingStatus(kServiceName, serving);
+  health->SetServingStatus("", running && all_tokens);
+  health->SetServingStatus(kServiceName, running && all_tokens);
+  for (size_t i = 0; i < workspaces_.size(); ++i) {
+    const bool token = i < token_ok_.size() && token_ok_[i];
+    health->SetServingStatus(WorkspaceHealthName(workspaces_[i].name),
+                             running && token && !gateway_->TokenRejected(workspaces_[i].name));
+  }
 }
 
 void GatewayServer::WaitForSignals() {
@@ -337,9 +363,7 @@ void GatewayServer::WaitForSignals() {
   const absl::Duration grace = config_.shutdown_grace;
   logger_.Info("shutting down", {{"signal", sig}, {"grace", absl::FormatDuration(grace)}});
   stopping_.Notify();
-  auto* health = server_->GetHealthCheckService();
-  health->SetServingStatus("", false);
-  health->SetServingStatus(kServiceName, false);
+  PublishHealth();  // NOT_SERVING everywhere.
   std::thread([this] {
     int again = 0;
     sigwait(&signals_, &again);

@@ -28,8 +28,10 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "service/app/server_config.h"
 #include "service/auth/token_source.h"
@@ -84,7 +86,13 @@ class GatewayServer {
   absl::Status ListenError(const std::string& why) const;
   absl::Status StartGrpc();
   void LogStarted();
+  // Re-reads every workspace's token, then PublishHealth().
   void RefreshHealth();
+  // Sets every health entry from what is known (no I/O): "" and the service name SERVING while
+  // not stopping and every workspace has a token; each workspace's entry
+  // (kServiceName + "/workspace/" + name) SERVING while not stopping, it has a token, and the
+  // Segment API does not reject its token.
+  void PublishHealth();
   void WaitForSignals();
 
   const ServerConfig config_;
@@ -92,6 +100,13 @@ class GatewayServer {
   telemetry::Logger logger_;
   telemetry::Registry registry_;
   std::unique_ptr<telemetry::GatewayMetrics> metrics_;
+  // Health state, and the observer that updates it (PublishHealth) when the Segment API rejects
+  // or accepts a workspace's token: before the HTTP client, since a request it answers while
+  // being destroyed still reports here (and then finds health_open_ false).
+  absl::Mutex health_mu_;
+  bool health_open_ ABSL_GUARDED_BY(health_mu_) = true;     // False once destruction begins.
+  std::vector<bool> token_ok_ ABSL_GUARDED_BY(health_mu_);  // Per workspace, by RefreshHealth.
+  std::unique_ptr<UpstreamAuthObserver> auth_observer_;
   std::vector<std::unique_ptr<auth::TokenSource>> token_sources_;
   std::vector<Workspace> workspaces_;
   std::unique_ptr<cache::ListingCache> cache_;  // null: --cache_max_bytes=0

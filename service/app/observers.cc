@@ -80,6 +80,46 @@ std::function<void(absl::string_view rpc, long status, absl::Duration took)> Att
   };
 }
 
+namespace {
+
+class AuthObserver final : public UpstreamAuthObserver {
+ public:
+  AuthObserver(telemetry::GatewayMetrics* metrics, telemetry::Logger* logger,
+               std::function<void()> on_change)
+      : metrics_(metrics), logger_(logger), on_change_(std::move(on_change)) {}
+
+  void OnTokenRejected(const std::string& workspace, long http_status, bool first) override {
+    metrics_->upstream_auth_failures->WithLabels({workspace, std::to_string(http_status)})
+        ->Increment();
+    if (!first) return;
+    metrics_->upstream_auth_rejected->WithLabels({workspace})->Set(1);
+    logger_->Error(
+        "Segment API rejected the workspace's token; its listings bypass the cache and its "
+        "health entry is NOT_SERVING until a call succeeds",
+        {{"workspace", workspace}, {"status", http_status}});
+    if (on_change_) on_change_();
+  }
+
+  void OnTokenAccepted(const std::string& workspace) override {
+    metrics_->upstream_auth_rejected->WithLabels({workspace})->Set(0);
+    logger_->Info("Segment API accepts the workspace's token again", {{"workspace", workspace}});
+    if (on_change_) on_change_();
+  }
+
+ private:
+  telemetry::GatewayMetrics* const metrics_;
+  telemetry::Logger* const logger_;
+  const std::function<void()> on_change_;
+};
+
+}  // namespace
+
+std::unique_ptr<UpstreamAuthObserver> UpstreamAuthStateObserver(telemetry::GatewayMetrics* metrics,
+                                                                telemetry::Logger* logger,
+                                                                std::function<void()> on_change) {
+  return std::make_unique<AuthObserver>(metrics, logger, std::move(on_change));
+}
+
 std::function<void(size_t evicted)> EvictionObserver(telemetry::GatewayMetrics* metrics) {
   return [metrics](size_t evicted) {
     metrics->cache_evictions->Get()->Increment(static_cast<double>(evicted));

@@ -9,6 +9,7 @@
 #define SAG_SERVICE_APP_OBSERVERS_H_
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "absl/time/time.h"
 #include "service/auth/access.h"
 #include "service/ratelimit/limiter.h"
+#include "service/server/upstream_auth.h"
 #include "service/telemetry/gateway_metrics.h"
 #include "service/telemetry/logger.h"
 
@@ -46,6 +48,14 @@ std::function<void(const ratelimit::AnswerEvent&)> LimiterObserver(
 // Exchange: every upstream attempt (status 0 = transport failure).
 std::function<void(absl::string_view rpc, long status, absl::Duration took)> AttemptObserver(
     telemetry::GatewayMetrics* metrics);
+
+// Gateway: the Segment API rejected a workspace's token (401/403), or accepts it again. Counts
+// every rejection (upstream_auth_failures_total), sets upstream_auth_rejected, logs the first one
+// at error level naming the workspace and the status (never the token) and the return at info, and
+// after a change of state calls `on_change` (the health entries).
+std::unique_ptr<UpstreamAuthObserver> UpstreamAuthStateObserver(telemetry::GatewayMetrics* metrics,
+                                                                telemetry::Logger* logger,
+                                                                std::function<void()> on_change);
 
 // InMemoryStore: entries evicted to stay within the byte bound.
 std::function<void(size_t evicted)> EvictionObserver(telemetry::GatewayMetrics* metrics);

@@ -27,14 +27,12 @@ absl::string_view OutcomeName(Outcome outcome) {
 
 bool StaleIfErrorEligible(const absl::Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kOk:
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kUnauthenticated:
-      return false;
-    default:
+    case absl::StatusCode::kUnavailable:        // 5xx, connection failure, upstream timeout
+    case absl::StatusCode::kDeadlineExceeded:   // the caller's deadline, waiting
+    case absl::StatusCode::kResourceExhausted:  // a rate-limit wait longer than the deadline
       return true;
+    default:
+      return false;
   }
 }
 

@@ -66,12 +66,12 @@ enum class Outcome { kHit, kMiss, kStale, kBypass };
 // "hit", "miss", "stale", "bypass".
 absl::string_view OutcomeName(Outcome outcome);
 
-// Whether a failed fetch (or an abandoned wait) may be answered with a stale entry. True for every
-// non-OK status except INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED and UNAUTHENTICATED: those
-// are the upstream's answer about the request (the space is gone, the token lost access), not a
-// failure to get one, so serving an old listing would hide them. UNAVAILABLE (5xx, connection
-// failure, upstream timeout), RESOURCE_EXHAUSTED (a rate-limit wait longer than the caller's
-// deadline), DEADLINE_EXCEEDED, INTERNAL and the rest are eligible.
+// Whether a failed fetch (or an abandoned wait) may be answered with a stale entry: only for a
+// failure to get an answer, UNAVAILABLE (5xx, connection failure, upstream timeout),
+// DEADLINE_EXCEEDED (the caller's deadline passed waiting) and RESOURCE_EXHAUSTED (a rate-limit
+// wait longer than the caller's deadline). Never for an answer about the request or the token
+// (UNAUTHENTICATED and PERMISSION_DENIED from a 401/403, NOT_FOUND, INVALID_ARGUMENT), nor for
+// INTERNAL, CANCELLED or any other code: serving an old listing would hide them.
 bool StaleIfErrorEligible(const absl::Status& status);
 
 class ListingCache {

@@ -19,6 +19,7 @@
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "service/cache/keys.h"
 #include "service/common/status_util.h"
+#include "service/server/trace_context.h"
 
 namespace sag {
 namespace {
@@ -113,6 +114,7 @@ struct Gateway::CallInfo {
   std::string caller;
   std::string space;
   std::string request_id;
+  std::string trace_id;  // From a valid traceparent, else "".
   absl::Time start;
   std::string cache;  // x-cache value, for listings.
 };
@@ -146,9 +148,19 @@ void Gateway::Report(const CallInfo& info, const absl::Status& status,
     line.queue_wait = report.queue_wait;
     line.retries = std::max(0, report.attempts - 1);  // Every resend, 429s included.
     line.request_id = info.request_id;
+    line.trace_id = info.trace_id;
     if (!status.ok()) line.error = std::string(status.message());
     log->LogCall(line);
   }
+}
+
+Exchange::Done Gateway::WatchingAuth(std::string workspace, Exchange::Done done) {
+  return [state = auth_state_, workspace = std::move(workspace), done = std::move(done)](
+             absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+             const ExchangeReport& report) {
+    state->Record(workspace, report.upstream_status);
+    done(std::move(status), std::move(answer), report);
+  };
 }
 
 absl::StatusOr<std::string> Gateway::NormalizeBaseUrl(absl::string_view url) {
@@ -302,6 +314,8 @@ bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
   info.request_id = Metadata(context, "x-request-id");
   if (!telemetry::IsValidRequestId(info.request_id)) info.request_id = telemetry::NewRequestId();
   context->AddInitialMetadata("x-request-id", info.request_id);
+  const TraceContext trace = TraceContextFromMetadata(context->client_metadata());
+  info.trace_id = trace.trace_id;
   const auto* space_field = request.GetDescriptor()->FindFieldByName("space_id");
   if (space_field != nullptr) {
     info.space = request.GetReflection()->GetString(request, space_field);
@@ -358,6 +372,7 @@ bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
   }
   http->headers.emplace_back("Authorization", absl::StrCat("Bearer ", *token));
   http->headers.emplace_back("X-Request-Id", info.request_id);
+  AddTraceHeaders(trace, &http->headers);
 
   params.builder = &builder;
   params.http = *std::move(http);
@@ -382,20 +397,21 @@ grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
   ExchangeParams params;
   if (!Admit(rpc, context, *request, call, *info, params)) return call;
   const ops::Operation& op = params.builder->op();
-  auto exchange =
-      Exchange::Start(env_, std::move(params),
-                      [this, call, request, response, info, &op](
-                          absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
-                          const ExchangeReport& report) {
-                        InvalidateAfterWrite(info->workspace, op, *request, status);
-                        if (!op.idempotent) Audit(*info, *request, answer.get(), status);
-                        Report(*info, status, report);
-                        if (!call->Claim()) return;
-                        if (status.ok() && answer != nullptr) {
-                          response->GetReflection()->Swap(response, answer.get());
-                        }
-                        call->Finish(ToGrpcStatus(status));
-                      });
+  auto exchange = Exchange::Start(
+      env_, std::move(params),
+      WatchingAuth(info->workspace,
+                   [this, call, request, response, info, &op](
+                       absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+                       const ExchangeReport& report) {
+                     InvalidateAfterWrite(info->workspace, op, *request, status);
+                     if (!op.idempotent) Audit(*info, *request, answer.get(), status);
+                     Report(*info, status, report);
+                     if (!call->Claim()) return;
+                     if (status.ok() && answer != nullptr) {
+                       response->GetReflection()->Swap(response, answer.get());
+                     }
+                     call->Finish(ToGrpcStatus(status));
+                   }));
   call->SetExchange(std::move(exchange));
   return call;
 }
@@ -455,8 +471,10 @@ absl::StatusOr<std::string> Serialized(absl::Status status,
 void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
                            std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
                            grpc::ByteBuffer* response, ExchangeParams params) {
+  // A workspace whose token the API rejects gets no listing from the cache: its callers see the
+  // real error (upstream_auth.h).
   bool bypass =
-      parts_.cache == nullptr ||
+      parts_.cache == nullptr || auth_state_->Rejected(info->workspace) ||
       absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
   // Answers the call with a listing's bytes or an error, once.
   auto answer = [this, call, context, response](
@@ -508,13 +526,15 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
     // No cache configured: a plain exchange on the caller's deadline, answered as a bypass.
     auto exchange = Exchange::Start(
         env_, std::move(params),
-        [finished, report](absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
-                           const ExchangeReport& r) {
+        WatchingAuth(info->workspace, [finished, report](
+                                          absl::Status status,
+                                          std::unique_ptr<google::protobuf::Message> answer,
+                                          const ExchangeReport& r) {
           *report = r;
           absl::StatusOr<std::string> bytes = Serialized(std::move(status), answer);
           if (!bytes.ok()) return finished(bytes.status(), cache::Outcome::kBypass);
           finished(std::make_shared<const std::string>(*std::move(bytes)), cache::Outcome::kBypass);
-        });
+        }));
     call->SetExchange(std::move(exchange));
     return;
   }
@@ -529,14 +549,16 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
   // The shared upstream call: not bound to any one caller's deadline or cancellation.
   params.deadline = env_->clock->Now() + env_->upstream_timeout;
   params.deadline_is_callers = false;
-  auto fetch = [this, params = std::move(params), report](cache::ListingCache::FetchDone done) {
+  auto fetch = [this, params = std::move(params), report,
+                workspace = info->workspace](cache::ListingCache::FetchDone done) {
     Exchange::Start(
         env_, params,
-        [done, report](absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
-                       const ExchangeReport& r) {
+        WatchingAuth(workspace, [done, report](absl::Status status,
+                                               std::unique_ptr<google::protobuf::Message> answer,
+                                               const ExchangeReport& r) {
           *report = r;
           done(Serialized(std::move(status), answer));
-        });
+        }));
   };
 
   cache::ListingCache::WaiterId waiter =

@@ -30,6 +30,7 @@
 #include "service/operations/request_builder.h"
 #include "service/ratelimit/limits.h"
 #include "service/server/exchange.h"
+#include "service/server/upstream_auth.h"
 #include "service/telemetry/gateway_metrics.h"
 #include "service/telemetry/logger.h"
 
@@ -66,6 +67,8 @@ struct GatewayParts {
 struct GatewayObservers {
   telemetry::GatewayMetrics* metrics = nullptr;
   telemetry::Logger* logger = nullptr;
+  // Told when the Segment API rejects (401/403) or accepts again a workspace's token.
+  UpstreamAuthObserver* upstream_auth = nullptr;
 };
 
 class Gateway {
@@ -102,6 +105,10 @@ class Gateway {
   // The limit the gateway applies to `rpc` (documented, overridden, or the API default).
   ratelimit::Limit LimitOf(absl::string_view rpc) const;
 
+  // True from the first 401/403 answer for `workspace` until its next 2xx (upstream_auth.h). While
+  // true, the workspace's listings bypass the cache (never fresh or stale from it).
+  bool TokenRejected(absl::string_view workspace) const { return auth_state_->Rejected(workspace); }
+
   // Validates a base URL: http(s)://host[:port][/prefix], returned without a trailing slash.
   static absl::StatusOr<std::string> NormalizeBaseUrl(absl::string_view url);
 
@@ -131,6 +138,8 @@ class Gateway {
   // One audit line for a write: who, what, where, outcome.
   void Audit(const CallInfo& info, const google::protobuf::Message& request,
              const google::protobuf::Message* response, const absl::Status& status);
+  // `done`, after the workspace's token state has learnt the exchange's last HTTP status.
+  Exchange::Done WatchingAuth(std::string workspace, Exchange::Done done);
   // Reports a finished call to the metrics and the log.
   void Report(const CallInfo& info, const absl::Status& status, const ExchangeReport& report);
 
@@ -140,6 +149,10 @@ class Gateway {
   const GatewayParts parts_;
   const GatewayObservers observers_;
   absl::flat_hash_map<std::string, std::unique_ptr<ops::RequestBuilder>> builders_;
+  // Shared with the exchanges' callbacks: a background listing refresh may report after the
+  // Gateway is gone.
+  const std::shared_ptr<UpstreamAuthState> auth_state_ =
+      std::make_shared<UpstreamAuthState>(observers_.upstream_auth);
 };
 
 }  // namespace sag

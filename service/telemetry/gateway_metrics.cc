@@ -52,6 +52,16 @@ absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(Registry*
                                          "Upstream requests re-sent after a 429, 5xx or "
                                          "connection failure.",
                                          {"operation"}));
+  SAG_ASSIGN_FAMILY(m->upstream_auth_failures,
+                    registry->AddCounter("audiences_gateway_upstream_auth_failures_total",
+                                         "401/403 answers from the Segment API: the workspace's "
+                                         "token is rejected.",
+                                         {"workspace", "status"}));
+  SAG_ASSIGN_FAMILY(m->upstream_auth_rejected,
+                    registry->AddGauge("audiences_gateway_upstream_auth_rejected",
+                                       "1 while the Segment API rejects the workspace's token "
+                                       "(since a 401/403, until a success); else 0.",
+                                       {"workspace"}));
   SAG_ASSIGN_FAMILY(m->queue_depth,
                     registry->AddGauge("audiences_gateway_queue_depth",
                                        "Calls waiting for a rate-limit slot.", {"operation"}));

@@ -59,6 +59,12 @@ struct GatewayMetrics {
   // audiences_gateway_upstream_retries_total{operation}: requests re-sent after a 429, a 5xx or a
   // connection failure.
   CounterFamily* upstream_retries = nullptr;
+  // audiences_gateway_upstream_auth_failures_total{workspace,status}: 401/403 answers to the
+  // workspace's calls (its token is rejected; status "401" or "403").
+  CounterFamily* upstream_auth_failures = nullptr;
+  // audiences_gateway_upstream_auth_rejected{workspace}: 1 from the workspace's first 401/403
+  // until its next successful upstream answer, else 0 (its health entry is NOT_SERVING meanwhile).
+  GaugeFamily* upstream_auth_rejected = nullptr;
 
   // ---- rate limiter ----------------------------------------------------------------------------
   // audiences_gateway_queue_depth{operation}: calls waiting for a rate-limit slot right now (set

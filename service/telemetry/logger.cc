@@ -174,6 +174,7 @@ void Logger::LogCall(const CallLog& call) {
   f["queue_wait_ms"] = Millis(call.queue_wait);
   f["retries"] = call.retries;
   f["request_id"] = call.request_id;
+  f["trace_id"] = call.trace_id;
   if (!call.error.empty()) f["error"] = call.error;
   Write(call.level, "call", std::move(f));
 }

@@ -74,7 +74,8 @@ struct CallLog {
   absl::Duration queue_wait = absl::ZeroDuration();
   int retries = 0;
   std::string request_id;
-  std::string error;  // the status message for non-OK calls
+  std::string trace_id;  // W3C trace id of the caller's traceparent, "" when none was valid
+  std::string error;     // the status message for non-OK calls
 };
 
 class Logger {

@@ -451,6 +451,35 @@ TEST_F(SimTest, UnauthorizedDoesNotConsume) {
   EXPECT_EQ(ok->get_header_value("X-RateLimit-Remaining"), "59");
 }
 
+// POST /__sim/token revokes the accepted token at once (no restart); reset restores the start one.
+TEST_F(SimTest, TokenEndpointRevokesAndReplacesTheAcceptedToken) {
+  SimulatorOptions options;
+  options.token = kToken;
+  StartSim(std::move(options));
+  ASSERT_EQ(client_->Get(Audiences(), Auth())->status, 200);
+
+  auto set = client_->Post("/__sim/token", R"({"token":"new-token"})", "application/json");
+  ASSERT_TRUE(set);
+  EXPECT_EQ(set->status, 200);
+  auto revoked = client_->Get(Audiences(), Auth());
+  ASSERT_TRUE(revoked);
+  EXPECT_EQ(revoked->status, 401);
+  EXPECT_EQ(Body(revoked)["errors"][0]["type"], "unauthorized");
+  EXPECT_EQ(client_->Get(Audiences(), {{"Authorization", "Bearer new-token"}})->status, 200);
+
+  // Malformed bodies change nothing.
+  for (const char* bad : {"", "not json", "[]", R"({"token":5})", R"({"other":"x"})"}) {
+    auto r = client_->Post("/__sim/token", bad, "application/json");
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 400) << bad;
+  }
+  EXPECT_EQ(client_->Get(Audiences(), {{"Authorization", "Bearer new-token"}})->status, 200);
+
+  ASSERT_EQ(client_->Post("/__sim/reset", "", "")->status, 200);
+  EXPECT_EQ(client_->Get(Audiences(), Auth())->status, 200);
+  EXPECT_EQ(client_->Get(Audiences(), {{"Authorization", "Bearer new-token"}})->status, 401);
+}
+
 TEST_F(SimTest, NotFoundForUnknownIds) {
   for (const std::string& path : {Audiences() + "/aud_0ujsszwN8NRY24YaXiTIE2VWDTS",
                                   Audiences() + "/a%2Fb",  // %2F stays inside the id

@@ -146,7 +146,10 @@ Result TooManyRequests(absl::string_view message, absl::Duration wait, int64_t c
 class Simulator::Impl {
  public:
   explicit Impl(SimulatorOptions options)
-      : options_(std::move(options)), store_(options_.preview_duration), faults_(options_.faults) {
+      : options_(std::move(options)),
+        store_(options_.preview_duration),
+        faults_(options_.faults),
+        token_(options_.token) {
     for (const Operation& op : AllOperations()) by_operation_[std::string(op.rpc)] = 0;
   }
 
@@ -245,6 +248,10 @@ class Simulator::Impl {
   const std::string& host() const { return options_.host; }
 
   void Reset() {
+    {
+      absl::MutexLock lock(&token_mu_);
+      token_ = options_.token;
+    }
     store_.Clear();
     limiter_.Clear();
     monthly_.Clear();
@@ -343,6 +350,10 @@ class Simulator::Impl {
     if (raw_path == "/__sim/requests" && req.method == "GET") {
       res.status = 200;
       res.set_content(RequestLogJson(), "application/json");
+      return;
+    }
+    if (raw_path == "/__sim/token" && req.method == "POST") {
+      SetToken(body, res);
       return;
     }
     if (raw_path == "/__sim/reset" && req.method == "POST") {
@@ -459,6 +470,23 @@ class Simulator::Impl {
     LogLocked(req, body, raw_path, raw_query, &route, result.status, fault);
   }
 
+  // POST /__sim/token {"token":"T"}: from now on only T is accepted ("" accepts any); the token
+  // that was accepted until then is revoked, as when a workspace owner deletes it in Segment.
+  void SetToken(const std::string& body, httplib::Response& res) {
+    const ordered_json j = ordered_json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("token") || !j["token"].is_string()) {
+      res.status = 400;
+      res.set_content(R"({"error":"expected {\"token\":\"...\"}"})", "application/json");
+      return;
+    }
+    {
+      absl::MutexLock lock(&token_mu_);
+      token_ = j["token"].get<std::string>();
+    }
+    res.status = 200;
+    res.set_content(R"({"token_set":true})", "application/json");
+  }
+
   // True when the request carries an acceptable bearer token (in *token); otherwise fills
   // *result with a 401.
   bool Authenticate(const httplib::Request& req, std::string* token, Result* result) const {
@@ -477,7 +505,8 @@ class Simulator::Impl {
       return false;
     }
     *token = std::string(absl::StripAsciiWhitespace(value.substr(kScheme.size())));
-    if (!options_.token.empty() && *token != options_.token) {
+    absl::MutexLock lock(&token_mu_);
+    if (!token_.empty() && *token != token_) {
       *result = ErrorResult(401, kErrorUnauthorized, "invalid token");
       return false;
     }
@@ -713,6 +742,9 @@ class Simulator::Impl {
   FixedWindowLimiter limiter_;
   FixedWindowLimiter monthly_;
   FaultInjector faults_;
+
+  mutable absl::Mutex token_mu_;
+  std::string token_ ABSL_GUARDED_BY(token_mu_);  // Accepted token ("" any); POST /__sim/token.
 
   mutable absl::Mutex stats_mu_;
   int64_t requests_ ABSL_GUARDED_BY(stats_mu_) = 0;

@@ -178,7 +178,12 @@ TEST(StaleIfErrorEligibleTest, AnswersAreNotFailures) {
   EXPECT_TRUE(StaleIfErrorEligible(absl::UnavailableError("")));
   EXPECT_TRUE(StaleIfErrorEligible(absl::ResourceExhaustedError("")));
   EXPECT_TRUE(StaleIfErrorEligible(absl::DeadlineExceededError("")));
-  EXPECT_TRUE(StaleIfErrorEligible(absl::InternalError("")));
+  // Only failures to get an answer: 5xx / timeouts (UNAVAILABLE), waits (DEADLINE_EXCEEDED) and
+  // rate-limit waits (RESOURCE_EXHAUSTED). Nothing else, so a new code is never stale by accident.
+  EXPECT_FALSE(StaleIfErrorEligible(absl::InternalError("")));
+  EXPECT_FALSE(StaleIfErrorEligible(absl::CancelledError("")));
+  EXPECT_FALSE(StaleIfErrorEligible(absl::FailedPreconditionError("")));
+  EXPECT_FALSE(StaleIfErrorEligible(absl::UnknownError("")));
 }
 
 TEST_F(ListingCacheTest, MissFetchesStoresAndThenHits) {
@@ -346,10 +351,15 @@ TEST_F(ListingCacheTest, AbandonServesStaleWithinStaleIfError) {
   ListingCache::WaiterId id = cache_->Get(Lookup(), upstream_.fetch(), answers.done());
   EXPECT_TRUE(cache_->Abandon(id, absl::DeadlineExceededError("deadline")));
   EXPECT_THAT(answers.at(0), IsAnswer("old", Outcome::kStale));
-  // An OK reason is not an answer.
+  // An OK reason is not an answer: it becomes CANCELLED, which is no failure of the upstream, so
+  // no stale either (only UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED are).
   id = cache_->Get(Lookup(), upstream_.fetch(), answers.done());
   EXPECT_TRUE(cache_->Abandon(id, absl::OkStatus()));
-  EXPECT_THAT(answers.at(1), IsAnswer("old", Outcome::kStale));  // CANCELLED: still eligible.
+  EXPECT_THAT(answers.at(1), IsError(absl::StatusCode::kCancelled, Outcome::kMiss));
+  // A rate-limit wait longer than the deadline is one.
+  id = cache_->Get(Lookup(), upstream_.fetch(), answers.done());
+  EXPECT_TRUE(cache_->Abandon(id, absl::ResourceExhaustedError("rate limited")));
+  EXPECT_THAT(answers.at(2), IsAnswer("old", Outcome::kStale));
   EXPECT_EQ(upstream_.started(), 1);
 }
 
@@ -470,9 +480,9 @@ TEST_F(ListingCacheTest, StaleIfErrorWithinTheWindowThenTheError) {
 }
 
 TEST_F(ListingCacheTest, AnswersLikeNotFoundPassThrough) {
-  for (absl::Status answer :
-       {absl::NotFoundError("space gone"), absl::InvalidArgumentError("bad"),
-        absl::PermissionDeniedError("no"), absl::UnauthenticatedError("no")}) {
+  for (absl::Status answer : {absl::NotFoundError("space gone"), absl::InvalidArgumentError("bad"),
+                              absl::PermissionDeniedError("no"), absl::UnauthenticatedError("no"),
+                              absl::InternalError("a 2xx body that does not fit the model")}) {
     SCOPED_TRACE(answer.ToString());
     Reset();
     Fill("good");

@@ -77,6 +77,7 @@ TEST(LoggerTest, CallLineHasEveryField) {
   call.queue_wait = absl::Milliseconds(3);
   call.retries = 1;
   call.request_id = "abc";
+  call.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
   logger.LogCall(call);
   CallLog failed;
   failed.rpc = "GetAudience";
@@ -90,7 +91,7 @@ TEST(LoggerTest, CallLineHasEveryField) {
   EXPECT_EQ(Keys(lines[0]),
             (std::vector<std::string>{"time", "level", "msg", "rpc", "caller", "workspace", "space",
                                       "code", "latency_ms", "upstream_status", "cache",
-                                      "queue_wait_ms", "retries", "request_id"}));
+                                      "queue_wait_ms", "retries", "request_id", "trace_id"}));
   EXPECT_EQ(lines[0]["msg"], "call");
   EXPECT_EQ(lines[0]["time"], "2024-05-01T12:00:00.123Z");
   EXPECT_EQ(lines[0]["code"], "OK");
@@ -98,6 +99,8 @@ TEST(LoggerTest, CallLineHasEveryField) {
   EXPECT_EQ(lines[0]["upstream_status"], 200);
   EXPECT_EQ(lines[0]["queue_wait_ms"], 3.0);
   EXPECT_EQ(lines[0]["retries"], 1);
+  EXPECT_EQ(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(lines[1]["trace_id"], "");
   EXPECT_EQ(lines[1]["level"], "warn");
   EXPECT_EQ(lines[1]["code"], "NOT_FOUND");
   EXPECT_TRUE(lines[1]["upstream_status"].is_null());

@@ -411,6 +411,8 @@ TEST(PrometheusParserTest, GatewayMetricsParseAndValuesMove) {
   m.cache_bytes->Get()->Set(2048);
   m.cache_evictions->Get()->Increment();
   m.token_reloads->WithLabels({"default", "ok"})->Increment();
+  m.upstream_auth_failures->WithLabels({"default", "401"})->Increment();
+  m.upstream_auth_rejected->WithLabels({"default"})->Set(1);
   m.calls_in_flight->Get()->Set(1);
 
   nlohmann::json before;
@@ -425,10 +427,17 @@ TEST(PrometheusParserTest, GatewayMetricsParseAndValuesMove) {
         "audiences_gateway_queue_wait_seconds", "audiences_gateway_ratelimit_rejected",
         "audiences_gateway_cache_requests", "audiences_gateway_cache_entries",
         "audiences_gateway_cache_bytes", "audiences_gateway_cache_evictions",
-        "audiences_gateway_token_reloads", "audiences_gateway_build_info"}) {
+        "audiences_gateway_token_reloads", "audiences_gateway_upstream_auth_failures",
+        "audiences_gateway_upstream_auth_rejected", "audiences_gateway_build_info"}) {
     EXPECT_EQ(names.count(expected), 1u) << expected;
   }
   EXPECT_EQ(SampleValue(before, "audiences_gateway_build_info", {{"version", "1.2.3"}}), 1);
+  EXPECT_EQ(SampleValue(before, "audiences_gateway_upstream_auth_failures_total",
+                        {{"workspace", "default"}, {"status", "401"}}),
+            1);
+  EXPECT_EQ(
+      SampleValue(before, "audiences_gateway_upstream_auth_rejected", {{"workspace", "default"}}),
+      1);
   EXPECT_EQ(SampleValue(before, "audiences_gateway_calls_total",
                         {{"rpc", "GetAudience"}, {"code", "OK"}}),
             1);
