@@ -218,7 +218,8 @@ TEST_F(IdempotentWriteTest, AWriteNeverSentReleasesTheKey) {
       << first->status.error_message();
   EXPECT_EQ(store_.entries(), 0u);
   clock_.Advance(absl::Hours(2));
-  auto retry = Create("order-1");
+  // (The fake clock is now 2 h ahead of the real one, which gRPC deadlines use.)
+  auto retry = Create("order-1", "A", "", absl::Hours(3));
   ASSERT_TRUE(http_.WaitForSent(2, kWait));  // Runs again: the key was free.
   ASSERT_TRUE(http_.Respond(200, kAudienceBody));
   ASSERT_TRUE(retry->Wait());
@@ -226,16 +227,37 @@ TEST_F(IdempotentWriteTest, AWriteNeverSentReleasesTheKey) {
   EXPECT_EQ(retry->Replayed(), "");
 }
 
+TEST_F(IdempotentWriteTest, AWriteTheLimiterRefusedReleasesTheKey) {
+  budget_.SetUnavailable(true);  // The shared budget cannot be reached: refused, never sent.
+  auto first = Create("order-1");
+  ASSERT_TRUE(first->Wait());
+  EXPECT_EQ(first->status.error_code(), grpc::StatusCode::UNAVAILABLE)
+      << first->status.error_message();
+  EXPECT_EQ(http_.SentCount(), 0u);
+  EXPECT_EQ(store_.entries(), 0u);
+  budget_.SetUnavailable(false);
+  auto retry = Create("order-1");
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(retry->Wait());
+  EXPECT_TRUE(retry->status.ok()) << retry->status.error_message();
+}
+
 TEST_F(IdempotentWriteTest, KeysBelongToTheirCaller) {
   auto a = Create("order-1", "A", "team-a");
   ASSERT_TRUE(http_.WaitForSent(1, kWait));
-  auto b = Create("order-1", "A", "team-b");
-  ASSERT_TRUE(http_.WaitForSent(2, kWait));
-  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
   ASSERT_TRUE(http_.Respond(200, kAudienceBody));
   ASSERT_TRUE(a->Wait());
+  clock_.Advance(absl::Seconds(2));  // The lane's next slot.
+  auto b = Create("order-1", "A", "team-b");
+  ASSERT_TRUE(http_.WaitForSent(2, kWait));  // Another caller's key: runs.
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
   ASSERT_TRUE(b->Wait());
   EXPECT_EQ(b->Replayed(), "");
+  auto again = Create("order-1", "A", "team-a");
+  ASSERT_TRUE(again->Wait());
+  EXPECT_EQ(again->Replayed(), "true");
+  EXPECT_EQ(http_.SentCount(), 2u);
 }
 
 TEST_F(IdempotentWriteTest, MalformedOversizedAndRepeatedKeysAreRefusedBeforeTheUpstream) {
