@@ -81,22 +81,24 @@ absl::StatusOr<Store::Begun> MemoryStore::Begin(const std::string& key,
       return begun;  // kClaimed
     }
   }
-  if (wait_until != absl::InfiniteFuture()) {
-    WaiterId id = begun.waiter;
-    Timers::TimerId t = timers_->Schedule(wait_until, [this, id] {
-      Abandon(id, absl::DeadlineExceededError(
-                      "the deadline passed waiting for the first call with this idempotency-key"));
-    });
-    bool parked;
-    {
-      absl::MutexLock lock(&mu_);
-      auto w = waiters_.find(id);
-      parked = w != waiters_.end();
-      if (parked) w->second.timer = t;
-    }
-    if (!parked) timers_->Cancel(t);  // Answered in between.
-  }
+  ArmDeadline(begun.waiter, wait_until);
   return begun;
+}
+
+void MemoryStore::ArmDeadline(WaiterId id, absl::Time wait_until) {
+  if (wait_until == absl::InfiniteFuture()) return;
+  Timers::TimerId t = timers_->Schedule(wait_until, [this, id] {
+    Abandon(id, absl::DeadlineExceededError(
+                    "the deadline passed waiting for the first call with this idempotency-key"));
+  });
+  bool parked;
+  {
+    absl::MutexLock lock(&mu_);
+    auto w = waiters_.find(id);
+    parked = w != waiters_.end();
+    if (parked) w->second.timer = t;
+  }
+  if (!parked) timers_->Cancel(t);  // Answered in between.
 }
 
 void MemoryStore::Finish(const std::string& key, const Answer& answer, bool record) {

@@ -66,6 +66,8 @@ class MemoryStore final : public Store {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Makes room for one more key: false when every entry is in progress.
   bool MakeRoomLocked(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers waiter `id` with DEADLINE_EXCEEDED at `wait_until` (unless answered before).
+  void ArmDeadline(WaiterId id, absl::Time wait_until);
   Begun ParkLocked(Entry& entry, const std::string& key, Ready ready)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 

@@ -610,19 +610,9 @@ void Gateway::ServeKeyedWrite(grpc::CallbackServerContext* context, Call* call,
   if (!valid.ok()) return fail(valid);
   std::string scope = idempotency::ScopeKey(info->workspace, KeyCaller(context, info->caller), key);
   absl::Time hold_until = std::max(params.deadline, env_->clock->Now() + env_->upstream_timeout);
-  auto ready = [this, call, claim, context, response, info,
-                fail](absl::StatusOr<idempotency::Answer> answer) {
-    if (!answer.ok()) return fail(answer.status());
-    Report(*info, absl::Status(static_cast<absl::StatusCode>(answer->code), answer->message),
-           ExchangeReport{});
-    if (!Call::Claim(claim)) return;
-    context->AddInitialMetadata(idempotency::kReplayedMetadata, "true");
-    if (answer->code == 0 && !response->ParseFromString(answer->body)) {
-      call->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "a recorded answer does not parse"));
-      return;
-    }
-    call->Finish(grpc::Status(static_cast<grpc::StatusCode>(answer->code), answer->message,
-                              answer->details));
+  auto ready = [this, call, claim, context, response,
+                info](absl::StatusOr<idempotency::Answer> answer) {
+    Replay(context, call, claim, *info, response, std::move(answer));
   };
   absl::StatusOr<idempotency::Store::Begun> begun = store->Begin(
       scope, idempotency::Fingerprint(info->rpc, request), params.deadline, hold_until, ready);
@@ -641,6 +631,26 @@ void Gateway::ServeKeyedWrite(grpc::CallbackServerContext* context, Call* call,
   params.deadline = hold_until;  // Completed upstream even when the caller leaves.
   params.deadline_is_callers = false;
   StartKeyedWrite(call, std::move(info), request, response, std::move(params), std::move(scope));
+}
+
+void Gateway::Replay(grpc::CallbackServerContext* context, Call* call,
+                     const std::shared_ptr<std::atomic<bool>>& claim, const CallInfo& info,
+                     google::protobuf::Message* response,
+                     absl::StatusOr<idempotency::Answer> answer) {
+  absl::Status status = answer.status();
+  if (answer.ok()) {
+    status = absl::Status(static_cast<absl::StatusCode>(answer->code), answer->message);
+  }
+  Report(info, status, ExchangeReport{});
+  // The call may be gone (its caller left and it was finished): only the claim's winner uses it.
+  if (!Call::Claim(claim)) return;
+  if (!answer.ok()) return call->Finish(ToGrpcStatus(answer.status()));
+  context->AddInitialMetadata(idempotency::kReplayedMetadata, "true");
+  if (answer->code == 0 && !response->ParseFromString(answer->body)) {
+    return call->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "a recorded answer is corrupt"));
+  }
+  call->Finish(grpc::Status(static_cast<grpc::StatusCode>(answer->code), answer->message,
+                            answer->details));
 }
 
 void Gateway::StartKeyedWrite(Call* call, std::shared_ptr<CallInfo> info,

@@ -17,6 +17,7 @@
 #include <google/protobuf/message.h>
 #include <grpcpp/support/server_callback.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -136,6 +137,11 @@ class Gateway {
   void ServeKeyedWrite(grpc::CallbackServerContext* context, Call* call,
                        std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
                        google::protobuf::Message* response, ExchangeParams params);
+  // Answers a repeat with the recorded answer (idempotent-replayed: true), or with why it has
+  // none (its wait ended), unless `claim` (the call's, shared) was already taken.
+  void Replay(grpc::CallbackServerContext* context, Call* call,
+              const std::shared_ptr<std::atomic<bool>>& claim, const CallInfo& info,
+              google::protobuf::Message* response, absl::StatusOr<idempotency::Answer> answer);
   void StartKeyedWrite(Call* call, std::shared_ptr<CallInfo> info,
                        const google::protobuf::Message& request,
                        google::protobuf::Message* response, ExchangeParams params,
