@@ -158,6 +158,9 @@ absl::Status MakeClient(Ctx& c) {
   gpr_set_log_function(DropGrpcLog);
   c.client = std::make_unique<sa::Client>(std::move(options));
   c.call.no_cache = c.args.GetBool("no-cache");
+  if (c.args.Has("idempotency-key")) {
+    c.call.metadata.emplace_back("idempotency-key", c.args.Get("idempotency-key"));
+  }
   return absl::OkStatus();
 }
 

@@ -39,6 +39,9 @@ const std::vector<FlagSpec>& AllFlags() {
       {"key", 0, true, "FILE", "PEM private key of --cert."},
       {"server-name", 0, true, "NAME", "TLS name to verify instead of the address's host."},
       {"no-cache", 0, false, "", "Bypass the gateway's listing cache (cache-control: no-cache)."},
+      {"idempotency-key", 0, true, "KEY",
+       "Writes: metadata idempotency-key; the same command again with the same KEY gets the "
+       "first answer instead of writing twice."},
       {"help", 'h', false, "", "Help of the command."},
       // Commands.
       {"file", 'f', true, "FILE",
@@ -89,7 +92,8 @@ const FlagSpec* Spec(absl::string_view name) {
 const std::vector<std::string>& GlobalFlags() {
   static const std::vector<std::string> kGlobal = {"addr",        "workspace", "timeout", "output",
                                                    "tls",         "ca-cert",   "cert",    "key",
-                                                   "server-name", "no-cache",  "help"};
+                                                   "server-name", "no-cache",  "idempotency-key",
+                                                   "help"};
   return kGlobal;
 }
 

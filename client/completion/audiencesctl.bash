@@ -6,7 +6,7 @@ _audiencesctl() {
   cur="${COMP_WORDS[COMP_CWORD]}"
   prev=""
   if ((COMP_CWORD > 0)); then prev="${COMP_WORDS[COMP_CWORD-1]}"; fi
-  local value_flags=" --addr --workspace --timeout --output -o --ca-cert --cert --key --server-name --file -f --space --id --audience --name --description --query --type --target-entity --external-ids --backfill-days --include --count --cursor --search --search-type --sort --order --strategy --interval --days --hours --timezone --wait-timeout --progress "
+  local value_flags=" --addr --workspace --timeout --output -o --ca-cert --cert --key --server-name --idempotency-key --file -f --space --id --audience --name --description --query --type --target-entity --external-ids --backfill-days --include --count --cursor --search --search-type --sort --order --strategy --interval --days --hours --timezone --wait-timeout --progress "
   local words=()
   for ((i = 1; i < COMP_CWORD; i++)); do
     w="${COMP_WORDS[i]}"
@@ -37,7 +37,7 @@ _audiencesctl() {
     runs) key="$key ${words[1]}" ;;
   esac
   if [[ "$cur" == -* ]]; then
-    local flags="--addr --workspace --timeout --output -o --tls --ca-cert --cert --key --server-name --no-cache --help -h"
+    local flags="--addr --workspace --timeout --output -o --tls --ca-cert --cert --key --server-name --no-cache --idempotency-key --help -h"
     case "$key" in
       "audiences list") flags="$flags --space --count --cursor --all --search --search-type --include --file -f" ;;
       "audiences get") flags="$flags --space --id --include --file -f" ;;

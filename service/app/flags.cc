@@ -73,6 +73,11 @@ ABSL_FLAG(int, preview_monthly_quota, 700,
 ABSL_FLAG(std::string, preview_quota_file, "",
           "State file keeping the monthly preview counts across restarts; "
           "empty = in memory.");
+ABSL_FLAG(absl::Duration, idempotency_ttl, absl::Hours(24),
+          "How long a write's answer is kept for repeats with the same idempotency-key.");
+ABSL_FLAG(int, idempotency_max_entries, 10000,
+          "Idempotency keys kept in memory (claimed or answered; least recently used answers "
+          "are evicted; when all are in progress a new key is refused).");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(20),
           "On SIGTERM/SIGINT, how long in-flight and queued calls may take to "
           "finish.");

@@ -33,6 +33,8 @@ ABSL_DECLARE_FLAG(double, batch_min_share);
 ABSL_DECLARE_FLAG(int, upstream_max_attempts);
 ABSL_DECLARE_FLAG(int, preview_monthly_quota);
 ABSL_DECLARE_FLAG(std::string, preview_quota_file);
+ABSL_DECLARE_FLAG(absl::Duration, idempotency_ttl);
+ABSL_DECLARE_FLAG(int, idempotency_max_entries);
 ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 ABSL_DECLARE_FLAG(sag::telemetry::LogLevel, log_level);
 

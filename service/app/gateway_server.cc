@@ -15,6 +15,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "service/app/observers.h"
 #include "service/common/bind_check.h"
+#include "service/idempotency/memory_store.h"
 #include "service/operations/operation_table.h"
 
 #ifndef SAG_VERSION
@@ -239,8 +240,18 @@ absl::Status GatewayServer::BuildGateway() {
   options.upstream_url = config_.upstream_url;
   options.rate_limits = config_.rate_limits;
   if (config_.api_default) options.api_default = *config_.api_default;
+  if (redis_ != nullptr) {
+    redis::RedisIdempotencyOptions io;
+    io.ttl = config_.idempotency_ttl;
+    idempotency_ = std::make_unique<redis::RedisIdempotencyStore>(redis_.get(), RealClock(),
+                                                                  &timers_, io);
+  } else {
+    idempotency::MemoryStoreOptions mo{config_.idempotency_max_entries, config_.idempotency_ttl};
+    idempotency_ = std::make_unique<idempotency::MemoryStore>(mo, RealClock(), &timers_);
+  }
   GatewayParts parts;
   parts.cache = cache_.get();
+  parts.idempotency = idempotency_.get();
   parts.access = &config_.access;
   if (invalidation_ != nullptr) {
     parts.publish_invalidations = [this](const std::vector<std::string>& tags) {

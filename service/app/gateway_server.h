@@ -44,6 +44,7 @@
 #include "service/ratelimit/retry.h"
 #include "service/redis/redis_budget_store.h"
 #include "service/redis/redis_client.h"
+#include "service/redis/redis_idempotency_store.h"
 #include "service/redis/redis_invalidation.h"
 #include "service/redis/redis_preview_quota.h"
 #include "service/server/audiences_service.h"
@@ -126,6 +127,8 @@ class GatewayServer {
   ratelimit::Backoff backoff_;
   std::unique_ptr<upstream::CurlMultiClient> http_;  // Reset early: StopBackgroundWork().
   ExchangeEnv env_;
+  // Keys and answers of idempotent writes: in Redis when --redis_url is set, else in memory.
+  std::unique_ptr<idempotency::Store> idempotency_;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<AudiencesServiceImpl> service_;
   std::unique_ptr<telemetry::MetricsServer> metrics_server_;

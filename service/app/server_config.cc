@@ -91,6 +91,12 @@ absl::Status ReadLimits(ServerConfig* c) {
   if (c->replicas < 1) return Bad("--replicas must be at least 1");
   c->preview_monthly_quota = absl::GetFlag(FLAGS_preview_monthly_quota);
   c->preview_quota_file = absl::GetFlag(FLAGS_preview_quota_file);
+  c->idempotency_ttl = absl::GetFlag(FLAGS_idempotency_ttl);
+  if (c->idempotency_ttl <= absl::ZeroDuration()) return Bad("--idempotency_ttl must be positive");
+  if (absl::GetFlag(FLAGS_idempotency_max_entries) < 1) {
+    return Bad("--idempotency_max_entries must be at least 1");
+  }
+  c->idempotency_max_entries = static_cast<size_t>(absl::GetFlag(FLAGS_idempotency_max_entries));
   return absl::OkStatus();
 }
 

@@ -5,7 +5,10 @@
 //
 // No thread waits on a call: Handle() returns a reactor at once; the exchange finishes it from a
 // limiter, timer or HTTP thread; a caller that cancels (or whose deadline passes) leaves the
-// queue and aborts its upstream request.
+// queue and aborts its upstream request. Except a write sent with `idempotency-key` (with
+// GatewayParts::idempotency): it runs on its own deadline, max(caller's, now +
+// upstream_timeout), so that a retry with the key finds its answer; a repeat of it replays that
+// answer (`idempotent-replayed: true`) or waits for it, parked, within its own deadline.
 //
 // Thread-safe: Handle() may be called from any number of gRPC threads.
 #ifndef SAG_SERVICE_SERVER_GATEWAY_H_
@@ -14,6 +17,7 @@
 #include <google/protobuf/message.h>
 #include <grpcpp/support/server_callback.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -27,6 +31,7 @@
 #include "service/auth/access.h"
 #include "service/auth/token_source.h"
 #include "service/cache/listing_cache.h"
+#include "service/idempotency/idempotency.h"
 #include "service/operations/request_builder.h"
 #include "service/ratelimit/limits.h"
 #include "service/server/exchange.h"
@@ -62,6 +67,8 @@ struct GatewayParts {
   const auth::AccessPolicy* access = nullptr;  // Without it every caller may call everything.
   // Tells the other replicas which listing tags a write dropped (Redis pub/sub); optional.
   std::function<void(const std::vector<std::string>& tags)> publish_invalidations;
+  // Keys and answers of writes sent with `idempotency-key`; without it the metadata is ignored.
+  idempotency::Store* idempotency = nullptr;
 };
 
 struct GatewayObservers {
@@ -132,6 +139,20 @@ class Gateway {
   void ServeListing(grpc::CallbackServerContext* context, Call* call,
                     std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
                     grpc::ByteBuffer* response, ExchangeParams params);
+  // A write sent with `idempotency-key`: checks the key, then replays the recorded answer,
+  // parks the call until the first call with the key answers, or runs it (StartKeyedWrite).
+  void ServeKeyedWrite(grpc::CallbackServerContext* context, Call* call,
+                       std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
+                       google::protobuf::Message* response, ExchangeParams params);
+  // Answers a repeat with the recorded answer (idempotent-replayed: true), or with why it has
+  // none (its wait ended), unless `claim` (the call's, shared) was already taken.
+  void Replay(grpc::CallbackServerContext* context, Call* call,
+              const std::shared_ptr<std::atomic<bool>>& claim, const CallInfo& info,
+              google::protobuf::Message* response, absl::StatusOr<idempotency::Answer> answer);
+  void StartKeyedWrite(Call* call, std::shared_ptr<CallInfo> info,
+                       const google::protobuf::Message& request,
+                       google::protobuf::Message* response, ExchangeParams params,
+                       std::string scope);
   // Drops the listings a write may have changed (before its caller sees the answer).
   void InvalidateAfterWrite(const std::string& workspace, const ops::Operation& op,
                             const google::protobuf::Message& request, const absl::Status& status);

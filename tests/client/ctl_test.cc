@@ -730,6 +730,21 @@ TEST(CtlFakeGatewayTest, WorkspaceAndNoCacheReachTheGateway) {
   EXPECT_EQ(seen[1].cache_control, "no-cache");
 }
 
+TEST(CtlFakeGatewayTest, IdempotencyKeyReachesTheGateway) {
+  auto fake = FakeGateway::Start();
+  ASSERT_TRUE(fake.ok()) << fake.status();
+  ProcessResult r = RunCtl({"--addr", (*fake)->address(), "audiences", "create", "--space",
+                            "spa_1", "--name", "x", "--query", "y", "--idempotency-key", "order-7"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  r = RunCtl({"--addr", (*fake)->address(), "audiences", "create", "--space", "spa_1", "--name",
+              "x", "--query", "y"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  std::vector<FakeGateway::Seen> seen = (*fake)->seen();
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].idempotency_key, "order-7");
+  EXPECT_EQ(seen[1].idempotency_key, "");
+}
+
 TEST(CtlFakeGatewayTest, ReadsAreRetriedOnUnavailable) {
   auto fake = FakeGateway::Start();
   ASSERT_TRUE(fake.ok()) << fake.status();

@@ -104,6 +104,7 @@ void FakeGateway::Record(grpc::ServerContext* context) {
   s.at = absl::Now();
   s.workspace = Metadata(context, "x-segment-workspace");
   s.cache_control = Metadata(context, "cache-control");
+  s.idempotency_key = Metadata(context, "idempotency-key");
   s.user_agent = Metadata(context, "user-agent");
   s.deadline_left = absl::FromChrono(context->deadline()) - s.at;
   absl::MutexLock lock(&mu_);

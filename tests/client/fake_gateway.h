@@ -51,6 +51,7 @@ class FakeGateway final : public segment::audiences::v1::AudiencesService::Servi
   struct Seen {
     std::string workspace;      // x-segment-workspace ("" when absent).
     std::string cache_control;  // cache-control.
+    std::string idempotency_key;  // idempotency-key ("" when absent).
     std::string user_agent;
     absl::Duration deadline_left;  // Deadline minus arrival time.
     absl::Time at;

@@ -141,6 +141,8 @@ TEST(StartupTest, GatewayHelpListsEveryFlagAndExitsZero) {
                                "upstream_max_attempts",
                                "preview_monthly_quota",
                                "preview_quota_file",
+                               "idempotency_ttl",
+                               "idempotency_max_entries",
                                "shutdown_grace",
                                "log_level"});
 }

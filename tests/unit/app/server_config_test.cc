@@ -53,6 +53,8 @@ TEST_F(ServerConfigTest, DefaultsMakeOneDefaultWorkspace) {
   EXPECT_EQ(c->workspaces[0].token_file, "/run/token");
   EXPECT_EQ(c->cache_ttl, absl::Seconds(30));
   EXPECT_EQ(c->queue_max, 10000u);
+  EXPECT_EQ(c->idempotency_ttl, absl::Hours(24));
+  EXPECT_EQ(c->idempotency_max_entries, 10000u);
   EXPECT_EQ(c->shown_upstream, "https://api.segmentapis.com");
   EXPECT_TRUE(c->tls_cert_pem.empty());
   EXPECT_FALSE(c->api_default.has_value());
@@ -78,6 +80,14 @@ TEST_F(ServerConfigTest, EachBadValueHasItsOwnError) {
        "--cache_stale_while_revalidate and --cache_stale_if_error must be >= "
        "0"},
       {[] { absl::SetFlag(&FLAGS_rate_limits, "NoSuchRpc=1/1m"); }, "--rate_limits: "},
+      {[] { absl::SetFlag(&FLAGS_idempotency_ttl, absl::ZeroDuration()); },
+       "--idempotency_ttl must be positive"},
+      {[] { absl::SetFlag(&FLAGS_idempotency_ttl, -absl::InfiniteDuration()); },
+       "--idempotency_ttl must be positive"},
+      {[] { absl::SetFlag(&FLAGS_idempotency_max_entries, 0); },
+       "--idempotency_max_entries must be at least 1"},
+      {[] { absl::SetFlag(&FLAGS_idempotency_max_entries, -2147483647); },
+       "--idempotency_max_entries must be at least 1"},
       {[] { absl::SetFlag(&FLAGS_redis_url, "ftp://x"); }, "--redis_url: "},
       {[] { absl::SetFlag(&FLAGS_tls_cert, "/c.pem"); }, "--tls_cert and --tls_key go together"},
       {[] { absl::SetFlag(&FLAGS_client_ca, "/ca.pem"); },
