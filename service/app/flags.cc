@@ -62,6 +62,11 @@ ABSL_FLAG(int, queue_max, 10000,
           "Most calls waiting for a rate-limit slot per operation; more are "
           "refused with "
           "RESOURCE_EXHAUSTED.");
+ABSL_FLAG(std::string, max_memory, "auto",
+          "Memory the gateway may hold for calls (parked and in flight) and the listing cache, "
+          "with a unit (400Mi, 1G; at least 40Mi); past it new calls are refused with "
+          "RESOURCE_EXHAUSTED. auto: 75% of the container's cgroup memory limit, else of the "
+          "machine's memory.");
 ABSL_FLAG(int, upstream_max_attempts, 5,
           "Attempts (first one included) of a read on 5xx, connection failure "
           "or upstream timeout.");
