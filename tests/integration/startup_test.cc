@@ -137,6 +137,7 @@ TEST(StartupTest, GatewayHelpListsEveryFlagAndExitsZero) {
                                "upstream_timeout",
                                "upstream_max_connections",
                                "queue_max",
+                               "max_memory",
                                "upstream_max_attempts",
                                "preview_monthly_quota",
                                "preview_quota_file",
