@@ -5,7 +5,7 @@
 # baselines and goals. JSON: one file per benchmark and summary.json in $OUT_DIR
 # (default build/bench/results).
 #
-#   tests/bench/run.sh            # everything, ~6 minutes after the build on 2 cores
+#   tests/bench/run.sh            # everything, ~7 minutes after the build on 2 cores
 #   BENCHES="proxy cache" tests/bench/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1

@@ -165,7 +165,8 @@ def main():
             "idle " + fmt(mb(idle), "{:.1f}"))
 
     # Memory budget (issue 18): a flood of parked calls against --max_memory.
-    budget_mb = mb(None if get(memory, "budget_bytes") is None else get(memory, "budget_bytes") / 1024)
+    budget = get(memory, "budget_bytes")
+    budget_mb = None if budget is None else budget / 1048576.0
     row("memory budget", "%s calls on %s lanes: peak RSS (MB)" %
         (fmt(get(memory, "calls")), fmt(get(memory, "lanes"))),
         fmt(mb(get(memory, "rss_peak_kb")), "{:.1f}"),
