@@ -40,7 +40,7 @@ namespace sag {
 // Measured 2026-12-02 on 2 cores: 18.7 KB per parked call (27,230 parked), 32.9 KB per call in
 // flight (2,000), so 19Ki and 35Ki in all (19 + 16) with a little margin.
 struct CallCosts {
-  int64_t parked = 19 << 10;    // An accepted call: gRPC's call state, request, queue place.
+  int64_t parked = 19 << 10;    // An accepted call (plus twice its request's size).
   int64_t upstream = 16 << 10;  // Added while its HTTP request to the Segment API is under way.
 };
 

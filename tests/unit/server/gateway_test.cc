@@ -244,14 +244,16 @@ bool WaitUntil(Predicate done) {
 // upstream call; the calls already accepted (one in flight, one parked for its rate-limit slot)
 // are answered; once they are done their memory is free again.
 TEST_F(GatewayTest, CallsOverTheMemoryBudgetAreRefusedAndAcceptedOnesAnswered) {
-  MemoryBudget budget(/*limit=*/100 + 2 * 1000 + 500, /*reserved=*/100);
+  // A call is charged 1000 and twice its request's 14 bytes, and 500 more once sent upstream.
+  constexpr int64_t kCall = 1000 + 2 * 14;
+  MemoryBudget budget(/*limit=*/100 + 2 * kCall + 500, /*reserved=*/100);
   env_.memory = &budget;
   env_.costs = CallCosts{1000, 500};
   auto in_flight = GetAudience("spa_1", "aud_1");
   ASSERT_TRUE(http_.WaitForSent(1, kWait));
-  EXPECT_EQ(budget.charged(), 1500);            // Accepted (1000) and sent (500).
+  EXPECT_EQ(budget.charged(), kCall + 500);     // Accepted and sent.
   auto parked = GetAudience("spa_1", "aud_1");  // GetAudience is 100/1m: waits ~600 ms.
-  ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 2500; })) << budget.charged();
+  ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 2 * kCall + 500; })) << budget.charged();
 
   auto refused = GetAudience("spa_1", "aud_1");
   ASSERT_TRUE(refused->Wait());
@@ -290,6 +292,33 @@ TEST_F(GatewayTest, CallsOverTheMemoryBudgetAreRefusedAndAcceptedOnesAnswered) {
   EXPECT_TRUE(after->status.ok()) << after->status.error_message();
   ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 0; })) << budget.charged();
   env_.memory = nullptr;  // `budget` goes before the fixture.
+}
+
+// A large request is charged for its size: it is refused where a small call still fits.
+TEST_F(GatewayTest, LargeRequestsAreChargedTheirSize) {
+  MemoryBudget budget(/*limit=*/100 + 1000 + 500 + 4000, /*reserved=*/100);
+  env_.memory = &budget;
+  env_.costs = CallCosts{1000, 500};
+  PendingCall<v1::CreateAudienceResponse> large;
+  large.context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  v1::CreateAudienceRequest request;
+  request.set_space_id("spa_1");
+  request.mutable_audience()->set_name("A");
+  request.mutable_audience()->mutable_definition()->set_query(std::string(5000, 'x'));
+  stub_->async()->CreateAudience(&large.context, &request, &large.response, [&](grpc::Status s) {
+    large.status = std::move(s);
+    large.done.Notify();
+  });
+  ASSERT_TRUE(large.Wait());
+  EXPECT_EQ(large.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(http_.SentCount(), 0u);
+  auto small = GetAudience("spa_1", "aud_1");  // 1000 + 2 x ~14 bytes + 500 upstream: fits.
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(small->Wait());
+  EXPECT_TRUE(small->status.ok()) << small->status.error_message();
+  ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 0; })) << budget.charged();
+  env_.memory = nullptr;
 }
 
 // The raw (bytes in, bytes out) methods are exactly the cacheable operations: a cacheable
