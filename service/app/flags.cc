@@ -65,6 +65,11 @@ ABSL_FLAG(int, queue_max, 10000,
 ABSL_FLAG(double, batch_min_share, 0.1,
           "Fraction (0..1) of each operation's admissions kept for `batch` callers while "
           "`interactive` callers' calls wait too (config `callers[].priority`).");
+ABSL_FLAG(std::string, max_memory, "auto",
+          "Memory the gateway may hold for calls (parked and in flight) and the listing cache, "
+          "with a unit (400Mi, 1G; at least 40Mi); past it new calls are refused with "
+          "RESOURCE_EXHAUSTED. auto: 75% of the container's cgroup memory limit, else of the "
+          "machine's memory.");
 ABSL_FLAG(int, upstream_max_attempts, 5,
           "Attempts (first one included) of a read on 5xx, connection failure "
           "or upstream timeout.");

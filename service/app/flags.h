@@ -30,6 +30,7 @@ ABSL_DECLARE_FLAG(absl::Duration, upstream_timeout);
 ABSL_DECLARE_FLAG(int, upstream_max_connections);
 ABSL_DECLARE_FLAG(int, queue_max);
 ABSL_DECLARE_FLAG(double, batch_min_share);
+ABSL_DECLARE_FLAG(std::string, max_memory);
 ABSL_DECLARE_FLAG(int, upstream_max_attempts);
 ABSL_DECLARE_FLAG(int, preview_monthly_quota);
 ABSL_DECLARE_FLAG(std::string, preview_quota_file);

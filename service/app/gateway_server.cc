@@ -102,11 +102,20 @@ absl::StatusOr<std::unique_ptr<GatewayServer>> GatewayServer::Create(ServerConfi
   if (!metrics.ok()) return metrics.status();
   s->metrics_ = *std::move(metrics);
   for (absl::Status (GatewayServer::*step)() :
-       {&GatewayServer::BuildTokens, &GatewayServer::BuildCache, &GatewayServer::BuildSharedState,
-        &GatewayServer::BuildGateway}) {
+       {&GatewayServer::BuildMemory, &GatewayServer::BuildTokens, &GatewayServer::BuildCache,
+        &GatewayServer::BuildSharedState, &GatewayServer::BuildGateway}) {
     if (absl::Status st = (s.get()->*step)(); !st.ok()) return st;
   }
   return s;
+}
+
+// The memory budget every call is charged to (--max_memory), and its metrics.
+absl::Status GatewayServer::BuildMemory() {
+  memory_ = std::make_unique<MemoryBudget>(config_.max_memory, kProcessReserve);
+  metrics_->memory_limit->Get()->Set(static_cast<double>(memory_->limit()));
+  metrics_->memory_in_use->Get()->SetCallback(
+      [m = memory_.get()] { return static_cast<double>(m->InUse()); });
+  return absl::OkStatus();
 }
 
 // Workspaces and their token sources (a file re-read when it changes, or the environment).
@@ -143,6 +152,15 @@ absl::Status GatewayServer::BuildCache() {
   if (config_.cache_max_bytes == 0) return absl::OkStatus();
   cache::InMemoryStore::Options so;
   so.max_bytes = static_cast<size_t>(config_.cache_max_bytes);
+  // The cache may take at most half of the memory budget; the rest is for calls.
+  const int64_t half = (memory_->limit() - memory_->reserved()) / 2;
+  if (config_.cache_max_bytes > half) {
+    so.max_bytes = static_cast<size_t>(half);
+    logger_.Warn(
+        "--cache_max_bytes is more than half of --max_memory leaves for calls; "
+        "the cache keeps to that half",
+        {{"cache_max_bytes", config_.cache_max_bytes}, {"bound", half}});
+  }
   so.max_entry_bytes = std::min<size_t>(so.max_entry_bytes, so.max_bytes);
   so.on_evict = EvictionObserver(metrics_.get());
   cache::ListingCache::Options co;
@@ -154,6 +172,8 @@ absl::Status GatewayServer::BuildCache() {
       [c = cache_.get()] { return static_cast<double>(c->stats().store.entries); });
   metrics_->cache_bytes->Get()->SetCallback(
       [c = cache_.get()] { return static_cast<double>(c->stats().store.bytes); });
+  memory_->SetExternal(static_cast<int64_t>(so.max_bytes),
+                       [c = cache_.get()] { return static_cast<int64_t>(c->stats().store.bytes); });
   return absl::OkStatus();
 }
 
@@ -235,6 +255,7 @@ absl::Status GatewayServer::BuildGateway() {
   env_.upstream_timeout = config_.upstream_timeout;
   env_.max_attempts = config_.upstream_max_attempts;
   env_.on_attempt = AttemptObserver(metrics_.get());
+  env_.memory = memory_.get();
 
   GatewayOptions options;
   options.upstream_url = config_.upstream_url;
@@ -289,6 +310,11 @@ absl::Status GatewayServer::StartGrpc() {
   // gRPC sets SO_REUSEPORT by default: a second server on the same port would start and silently
   // take half the connections. Off, a busy port fails to bind.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // gRPC's own buffers and call state are bounded by the same budget (the calls' charges already
+  // count them, so ours refuses first; this is gRPC's backstop).
+  grpc::ResourceQuota quota("audiences-gateway");
+  quota.Resize(static_cast<size_t>(config_.max_memory));
+  builder.SetResourceQuota(quota);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (server_ != nullptr && port_ != 0) return absl::OkStatus();
@@ -334,6 +360,8 @@ void GatewayServer::LogStarted() {
                 {"metrics", metrics_server_ != nullptr ? absl::StrCat(metrics_server_->host(), ":",
                                                                       metrics_server_->port())
                                                        : ""},
+                {"max_memory", FormatByteSize(config_.max_memory)},
+                {"max_memory_source", config_.max_memory_source},
                 {"version", SAG_VERSION}});
 }
 

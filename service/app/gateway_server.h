@@ -38,6 +38,7 @@
 #include "service/cache/in_memory_store.h"
 #include "service/cache/listing_cache.h"
 #include "service/common/clock.h"
+#include "service/common/memory_budget.h"
 #include "service/ratelimit/budget_store.h"
 #include "service/ratelimit/limiter.h"
 #include "service/ratelimit/preview_quota.h"
@@ -76,6 +77,7 @@ class GatewayServer {
 
  private:
   explicit GatewayServer(ServerConfig config);
+  absl::Status BuildMemory();
   absl::Status BuildTokens();
   absl::Status BuildCache();
   absl::Status BuildSharedState();
@@ -108,6 +110,8 @@ class GatewayServer {
   bool health_open_ ABSL_GUARDED_BY(health_mu_) = true;     // False once destruction begins.
   std::vector<bool> token_ok_ ABSL_GUARDED_BY(health_mu_);  // Per workspace, by RefreshHealth.
   std::unique_ptr<UpstreamAuthObserver> auth_observer_;
+  // Before everything that holds a charge of it (calls, exchanges) or is counted in it (cache).
+  std::unique_ptr<MemoryBudget> memory_;
   std::vector<std::unique_ptr<auth::TokenSource>> token_sources_;
   std::vector<Workspace> workspaces_;
   std::unique_ptr<cache::ListingCache> cache_;  // null: --cache_max_bytes=0

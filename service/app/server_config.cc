@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "service/app/flags.h"
+#include "service/common/memory_budget.h"
 #include "service/operations/operation_table.h"
 #include "service/redis/redis_client.h"
 #include "service/server/gateway.h"
@@ -116,6 +117,16 @@ absl::Status ReadCache(ServerConfig* c) {
   return absl::OkStatus();
 }
 
+// --max_memory: a size, or auto (from the container's cgroup limit, else the machine's memory).
+absl::Status ReadMemory(ServerConfig* c) {
+  absl::StatusOr<MemoryBudgetChoice> choice =
+      ChooseMemoryBudget(absl::GetFlag(FLAGS_max_memory), "/sys/fs/cgroup", PhysicalMemoryBytes());
+  if (!choice.ok()) return choice.status();
+  c->max_memory = choice->bytes;
+  c->max_memory_source = choice->source;
+  return absl::OkStatus();
+}
+
 // Plaintext, TLS (--tls_cert/--tls_key) or mutual TLS (and --client_ca).
 absl::Status ReadTls(ServerConfig* c) {
   const std::string cert = absl::GetFlag(FLAGS_tls_cert), key = absl::GetFlag(FLAGS_tls_key),
@@ -157,7 +168,8 @@ absl::Status ReadAddresses(ServerConfig* c) {
 absl::StatusOr<ServerConfig> ServerConfigFromFlags(const std::set<std::string>& given) {
   ServerConfig c;
   if (absl::Status st = ApplyConfigFile(given, &c); !st.ok()) return st;
-  for (absl::Status (*step)(ServerConfig*) : {ReadAddresses, ReadLimits, ReadCache, ReadTls}) {
+  for (absl::Status (*step)(ServerConfig*) :
+       {ReadAddresses, ReadLimits, ReadMemory, ReadCache, ReadTls}) {
     if (absl::Status st = step(&c); !st.ok()) return st;
   }
   return c;

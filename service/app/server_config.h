@@ -47,6 +47,9 @@ struct ServerConfig {
   absl::Duration upstream_timeout;
   int upstream_max_connections = 0;
 
+  int64_t max_memory = 0;         // --max_memory resolved (auto: from the cgroup limit), bytes
+  std::string max_memory_source;  // how it was chosen, for the start-up line
+
   int64_t cache_max_bytes = 0;  // 0 = no cache
   absl::Duration cache_ttl;
   absl::Duration cache_stale_while_revalidate;

@@ -109,6 +109,9 @@ void Exchange::Send() {
   {
     absl::MutexLock lock(&mu_);
     if (cancelled_) return;
+    if (!sent_ && env_->memory != nullptr && !finished_.load()) {
+      upstream_memory_ = env_->memory->ForceCharge(env_->costs.upstream);
+    }
     sent_ = true;
     ++report_.attempts;
   }
@@ -246,9 +249,11 @@ void Exchange::Finish(absl::Status status, std::unique_ptr<google::protobuf::Mes
   if (finished_.exchange(true)) return;
   if (!status.ok()) ReleaseQuotaIfUnsent();
   ExchangeReport report;
+  MemoryBudget::Charge memory;  // Given back when this returns.
   {
     absl::MutexLock lock(&mu_);
     report = report_;
+    memory = std::move(upstream_memory_);
   }
   done_(Scrub(std::move(status), params_.secret), std::move(response), report);
 }

@@ -32,6 +32,7 @@
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
+#include "service/common/memory_budget.h"
 #include "service/operations/request_builder.h"
 #include "service/ratelimit/limiter.h"
 #include "service/ratelimit/preview_quota.h"
@@ -55,6 +56,10 @@ struct ExchangeEnv {
   int max_attempts = 4;
   // Observes every upstream attempt (for metrics/logs): status 0 = transport failure.
   std::function<void(absl::string_view rpc, long status, absl::Duration took)> on_attempt;
+  // The process's memory bound; null: none. The Gateway charges costs.parked per accepted call;
+  // an Exchange adds costs.upstream (never refused) from its first send until it finishes.
+  MemoryBudget* memory = nullptr;
+  CallCosts costs;
 };
 
 struct ExchangeParams {
@@ -111,6 +116,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   bool quota_taken_ ABSL_GUARDED_BY(mu_) = false;
   absl::CivilMonth quota_month_ ABSL_GUARDED_BY(mu_);
   ExchangeReport report_ ABSL_GUARDED_BY(mu_);
+  MemoryBudget::Charge upstream_memory_ ABSL_GUARDED_BY(mu_);  // From the first send to Finish.
 };
 
 }  // namespace sag

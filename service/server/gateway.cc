@@ -107,6 +107,8 @@ class Gateway::Call final : public grpc::ServerUnaryReactor {
 
   // The parsed request of a raw (listing) call: lives as long as the call.
   std::unique_ptr<google::protobuf::Message> request;
+  // What the call holds of the memory budget, until gRPC is done with it.
+  MemoryBudget::Charge memory;
 
  private:
   const ClaimFlag claimed_ = std::make_shared<std::atomic<bool>>(false);
@@ -312,6 +314,19 @@ ratelimit::Limit Gateway::LimitOf(absl::string_view rpc) const {
   return ratelimit::LimitFor(rpc, documented, options_.rate_limits, options_.api_default);
 }
 
+absl::Status Gateway::ChargeMemory(Call* call, size_t request_bytes) {
+  if (env_->memory == nullptr) return absl::OkStatus();
+  // The request is held twice while the call lives: parsed, and as the upstream request's body.
+  const int64_t bytes = env_->costs.parked + 2 * static_cast<int64_t>(request_bytes);
+  absl::StatusOr<MemoryBudget::Charge> charge = env_->memory->TryCharge(bytes);
+  if (!charge.ok()) {
+    if (observers_.metrics != nullptr) observers_.metrics->memory_refused->Get()->Increment();
+    return charge.status();
+  }
+  call->memory = *std::move(charge);
+  return absl::OkStatus();
+}
+
 bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
                     const google::protobuf::Message& request, Call* call, CallInfo& info,
                     ExchangeParams& params) {
@@ -337,6 +352,9 @@ bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
     return false;
   };
 
+  if (absl::Status memory = ChargeMemory(call, request.ByteSizeLong()); !memory.ok()) {
+    return fail(memory);
+  }
   auto it = builders_.find(rpc);
   if (it == builders_.end()) return fail(absl::UnimplementedError(absl::StrCat(rpc)));
   const ops::RequestBuilder& builder = *it->second;

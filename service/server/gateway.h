@@ -127,6 +127,9 @@ class Gateway {
   bool Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
              const google::protobuf::Message& request, Call* call, CallInfo& info,
              ExchangeParams& params);
+  // Charges `call` its share of the memory budget (env->memory): the parked cost and twice the
+  // request's size; or RESOURCE_EXHAUSTED.
+  absl::Status ChargeMemory(Call* call, size_t request_bytes);
   Gateway(GatewayOptions options, const ExchangeEnv* env, std::vector<Workspace> workspaces,
           GatewayParts parts, GatewayObservers observers)
       : options_(std::move(options)),

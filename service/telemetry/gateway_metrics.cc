@@ -102,6 +102,14 @@ absl::StatusOr<std::unique_ptr<GatewayMetrics>> GatewayMetrics::Create(Registry*
   SAG_ASSIGN_FAMILY(m->cache_evictions,
                     registry->AddCounter("audiences_gateway_cache_evictions_total",
                                          "Cache entries evicted to stay within the size limit."));
+  SAG_ASSIGN_FAMILY(m->memory_refused,
+                    registry->AddCounter("audiences_gateway_memory_refused_total",
+                                         "Calls refused because the memory budget was full."));
+  SAG_ASSIGN_FAMILY(m->memory_in_use,
+                    registry->AddGauge("audiences_gateway_memory_in_use_bytes",
+                                       "Memory budget in use: reserve, calls and listing cache."));
+  SAG_ASSIGN_FAMILY(m->memory_limit, registry->AddGauge("audiences_gateway_memory_limit_bytes",
+                                                        "The memory budget (--max_memory)."));
   SAG_ASSIGN_FAMILY(m->token_reloads,
                     registry->AddCounter("audiences_gateway_token_reloads_total",
                                          "Token file loads, by workspace and result (ok, error).",

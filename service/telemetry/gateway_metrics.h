@@ -97,6 +97,16 @@ struct GatewayMetrics {
   // (expiry and invalidation by writes are not evictions).
   CounterFamily* cache_evictions = nullptr;
 
+  // ---- memory budget (--max_memory) ---------------------------------------------------------
+  // audiences_gateway_memory_refused_total: calls refused with RESOURCE_EXHAUSTED because the
+  // memory budget was full.
+  CounterFamily* memory_refused = nullptr;
+  // audiences_gateway_memory_in_use_bytes: the budget in use: the process reserve, accepted
+  // calls (parked and in flight) and the listing cache.
+  GaugeFamily* memory_in_use = nullptr;
+  // audiences_gateway_memory_limit_bytes: the budget (--max_memory, resolved).
+  GaugeFamily* memory_limit = nullptr;
+
   // ---- tokens and build ------------------------------------------------------------------------
   // audiences_gateway_token_reloads_total{workspace,result}: token file (re)loads, result = ok |
   // error (unreadable or empty file; the previous token stays in use).

@@ -61,6 +61,7 @@ def main():
     scaleout = load(directory, "scaleout")
     translate = load(directory, "translate")
     shares = load(directory, "shares")
+    memory = load(directory, "memory")
 
     rows = []  # (scenario, figure, value, baseline, goal)
 
@@ -180,6 +181,30 @@ def main():
         row("5 memory", "gateway RSS (MB): " + name, fmt(mb(after), "{:.1f}"),
             "idle " + fmt(mb(idle), "{:.1f}"))
 
+    # Memory budget (issue 18): a flood of parked calls against --max_memory.
+    budget = get(memory, "budget_bytes")
+    budget_mb = None if budget is None else budget / 1048576.0
+    row("memory budget", "%s calls on %s lanes: peak RSS (MB)" %
+        (fmt(get(memory, "calls")), fmt(get(memory, "lanes"))),
+        fmt(mb(get(memory, "rss_peak_kb")), "{:.1f}"),
+        "idle " + fmt(mb(get(memory, "rss_idle_kb")), "{:.1f}") + ", budget " +
+        fmt(budget_mb, "{:.0f}"),
+        "< budget: " + goal(get(memory, "rss_peak_kb"),
+                            lambda v: budget_mb is not None and v / 1024.0 < budget_mb))
+    row("memory budget", "calls parked / refused",
+        fmt(get(memory, "parked")) + " / " + fmt(get(memory, "refused")))
+    hp99 = get(memory, "health_p99_ms")
+    row("memory budget", "health during the flood p50 / p99 / max (ms)",
+        fmt(get(memory, "health_p50_ms"), "{:.1f}") + " / " + fmt(hp99, "{:.1f}") + " / " +
+        fmt(get(memory, "health_max_ms"), "{:.1f}"), "",
+        "p99 < 1000: " + goal(hp99, lambda v: v < 1000))
+    kp = get(memory, "kb_per_parked_call")
+    row("memory budget", "RSS per parked call (KB)", fmt(kp, "{:.1f}"), "idle RSS, same run",
+        "<= 8: " + goal(kp, lambda v: v <= 8))
+    kf = get(memory, "in_flight", "kb_per_call")
+    row("memory budget", "RSS per call in flight (KB)", fmt(kf, "{:.1f}"), "idle RSS, same run",
+        "<= 16: " + goal(kf, lambda v: v <= 16))
+
     widths = [max(len(str(r[i])) for r in rows + [("scenario", "figure", "value", "baseline",
                                                    "goal")]) for i in range(5)]
     header = ("scenario", "figure", "value", "baseline (same run)", "goal")
@@ -194,7 +219,8 @@ def main():
         "machine": {"cpus": os.cpu_count(), "system": platform.platform()},
         "rows": [dict(zip(("scenario", "figure", "value", "baseline", "goal"), r)) for r in rows],
         "raw": {"proxy": proxy, "cache": cache, "ratelimit": ratelimit,
-                "concurrency": concurrency, "scaleout": scaleout, "translate": translate, "shares": shares},
+                "concurrency": concurrency, "scaleout": scaleout, "translate": translate, "shares": shares,
+                "memory": memory},
     }
     with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)

@@ -138,6 +138,7 @@ TEST(StartupTest, GatewayHelpListsEveryFlagAndExitsZero) {
                                "upstream_max_connections",
                                "queue_max",
                                "batch_min_share",
+                               "max_memory",
                                "upstream_max_attempts",
                                "preview_monthly_quota",
                                "preview_quota_file",

@@ -58,6 +58,16 @@ TEST_F(ServerConfigTest, DefaultsMakeOneDefaultWorkspace) {
   EXPECT_EQ(c->shown_upstream, "https://api.segmentapis.com");
   EXPECT_TRUE(c->tls_cert_pem.empty());
   EXPECT_FALSE(c->api_default.has_value());
+  EXPECT_GE(c->max_memory, int64_t{40} << 20);  // auto: from the cgroup limit or the machine
+  EXPECT_THAT(c->max_memory_source, HasSubstr("75% of "));
+}
+
+TEST_F(ServerConfigTest, MaxMemoryTakesKubernetesSizes) {
+  absl::SetFlag(&FLAGS_max_memory, "400Mi");
+  absl::StatusOr<ServerConfig> c = ServerConfigFromFlags({});
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->max_memory, int64_t{400} << 20);
+  EXPECT_EQ(c->max_memory_source, "--max_memory");
 }
 
 TEST_F(ServerConfigTest, EachBadValueHasItsOwnError) {
@@ -99,6 +109,13 @@ TEST_F(ServerConfigTest, EachBadValueHasItsOwnError) {
        "cannot read /nonexistent/"},
       {[] { absl::SetFlag(&FLAGS_config, "/nonexistent/config.yaml"); },
        "config: cannot open /nonexistent/config.yaml"},
+      {[] { absl::SetFlag(&FLAGS_max_memory, "10XB"); }, "--max_memory: '10XB' is not a size"},
+      {[] { absl::SetFlag(&FLAGS_max_memory, "1e99"); }, "--max_memory: '1e99' is not a size"},
+      {[] { absl::SetFlag(&FLAGS_max_memory, "-1"); }, "--max_memory: '-1' is not a size"},
+      {[] { absl::SetFlag(&FLAGS_max_memory, ""); }, "--max_memory: empty size"},
+      {[] { absl::SetFlag(&FLAGS_max_memory, "99999999999999999999Gi"); },
+       "--max_memory: '99999999999999999999Gi' is too large"},
+      {[] { absl::SetFlag(&FLAGS_max_memory, "1Mi"); }, "--max_memory: must be at least 40Mi"},
   };
   for (const Case& c : cases) {
     absl::FlagSaver restore;

@@ -306,6 +306,37 @@ TEST_F(ExchangeTest, ServerErrorsAreRetriedUpToTheAttemptLimit) {
   EXPECT_EQ(result_.report.upstream_status, 503);
 }
 
+// --max_memory: the upstream part of a call is charged once, from its first send (whatever the
+// retries) until it finishes; a call cancelled in the queue never takes it.
+TEST_F(ExchangeTest, UpstreamMemoryIsChargedOnceFromTheFirstSendToTheEnd) {
+  MemoryBudget budget(1 << 20, 0);
+  env_.memory = &budget;
+  env_.costs = CallCosts{1000, 500};
+  auto ex = StartGet();
+  ASSERT_EQ(http_.SentCount(), 1u);
+  EXPECT_EQ(budget.charged(), 500);
+  ASSERT_TRUE(http_.Respond(503));
+  clock_.Advance(absl::Seconds(1));  // Past the back-off: the retry.
+  ASSERT_EQ(http_.SentCount(), 2u);
+  EXPECT_EQ(budget.charged(), 500);
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_EQ(result_.calls, 1);
+  EXPECT_TRUE(result_.status.ok()) << result_.status;
+  EXPECT_EQ(budget.charged(), 0);
+
+  clock_.Advance(absl::Minutes(5));  // The lane is idle again.
+  limit_ = {1, absl::Minutes(1)};    // The next call waits in the queue...
+  auto first = StartGet();
+  auto queued = StartGet();
+  EXPECT_EQ(http_.SentCount(), 3u);
+  EXPECT_EQ(budget.charged(), 500);  // ... charged for the one sent only.
+  queued->Cancel();
+  EXPECT_EQ(budget.charged(), 500);
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  EXPECT_EQ(budget.charged(), 0);
+  env_.memory = nullptr;
+}
+
 TEST_F(ExchangeTest, RetryWaitsForTheBackoff) {
   limit_ = {1000, absl::Seconds(1)};  // Pacing (~1 ms) shorter than the back-off.
   auto ex = StartGet();

@@ -17,9 +17,11 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "service/common/memory_budget.h"
 #include "service/operations/operation_table.h"
 #include "service/server/audiences_service.h"
 #include "tests/support/fake_budget_store.h"
@@ -225,6 +227,98 @@ TEST_F(GatewayTest, MalformedOversizedAndHostileIdsAreRefusedBeforeTheUpstream) 
   ASSERT_TRUE(done.WaitForNotificationWithTimeout(kWait));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
   EXPECT_EQ(http_.SentCount(), 0u);
+}
+
+// Waits (bounded) until `done()` holds: gRPC runs the handlers on its own threads.
+template <typename Predicate>
+bool WaitUntil(Predicate done) {
+  const absl::Time give_up = absl::Now() + kWait;
+  while (!done()) {
+    if (absl::Now() > give_up) return false;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return true;
+}
+
+// --max_memory: a call that would take the budget past its bound is refused at once, without an
+// upstream call; the calls already accepted (one in flight, one parked for its rate-limit slot)
+// are answered; once they are done their memory is free again.
+TEST_F(GatewayTest, CallsOverTheMemoryBudgetAreRefusedAndAcceptedOnesAnswered) {
+  // A call is charged 1000 and twice its request's 14 bytes, and 500 more once sent upstream.
+  constexpr int64_t kCall = 1000 + 2 * 14;
+  MemoryBudget budget(/*limit=*/100 + 2 * kCall + 500, /*reserved=*/100);
+  env_.memory = &budget;
+  env_.costs = CallCosts{1000, 500};
+  auto in_flight = GetAudience("spa_1", "aud_1");
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  EXPECT_EQ(budget.charged(), kCall + 500);     // Accepted and sent.
+  auto parked = GetAudience("spa_1", "aud_1");  // GetAudience is 100/1m: waits ~600 ms.
+  ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 2 * kCall + 500; })) << budget.charged();
+
+  auto refused = GetAudience("spa_1", "aud_1");
+  ASSERT_TRUE(refused->Wait());
+  EXPECT_EQ(refused->status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(refused->status.error_message(), "memory budget is full"))
+      << refused->status.error_message();
+  PendingCall<v1::ListAudiencesResponse> listing;  // A raw (listing) method is refused alike.
+  listing.context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  v1::ListAudiencesRequest list_request;
+  list_request.set_space_id("spa_1");
+  stub_->async()->ListAudiences(&listing.context, &list_request, &listing.response,
+                                [&](grpc::Status s) {
+                                  listing.status = std::move(s);
+                                  listing.done.Notify();
+                                });
+  ASSERT_TRUE(listing.Wait());
+  EXPECT_EQ(listing.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(http_.SentCount(), 1u);
+  EXPECT_EQ(budget.refusals(), 2u);
+
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(in_flight->Wait());
+  EXPECT_TRUE(in_flight->status.ok()) << in_flight->status.error_message();
+  clock_.Advance(absl::Seconds(1));  // The parked call's slot.
+  ASSERT_TRUE(http_.WaitForSent(2, kWait));
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(parked->Wait());
+  EXPECT_TRUE(parked->status.ok()) << parked->status.error_message();
+  EXPECT_EQ(parked->response.audience().id(), "aud_1");
+  ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 0; })) << budget.charged();
+  auto after = GetAudience("spa_1", "aud_1");  // Room again.
+  clock_.Advance(absl::Seconds(1));
+  ASSERT_TRUE(http_.WaitForSent(3, kWait));
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(after->Wait());
+  EXPECT_TRUE(after->status.ok()) << after->status.error_message();
+  ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 0; })) << budget.charged();
+  env_.memory = nullptr;  // `budget` goes before the fixture.
+}
+
+// A large request is charged for its size: it is refused where a small call still fits.
+TEST_F(GatewayTest, LargeRequestsAreChargedTheirSize) {
+  MemoryBudget budget(/*limit=*/100 + 1000 + 500 + 4000, /*reserved=*/100);
+  env_.memory = &budget;
+  env_.costs = CallCosts{1000, 500};
+  PendingCall<v1::CreateAudienceResponse> large;
+  large.context.set_deadline(absl::ToChronoTime(absl::Now() + kWait));
+  v1::CreateAudienceRequest request;
+  request.set_space_id("spa_1");
+  request.mutable_audience()->set_name("A");
+  request.mutable_audience()->mutable_definition()->set_query(std::string(5000, 'x'));
+  stub_->async()->CreateAudience(&large.context, &request, &large.response, [&](grpc::Status s) {
+    large.status = std::move(s);
+    large.done.Notify();
+  });
+  ASSERT_TRUE(large.Wait());
+  EXPECT_EQ(large.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(http_.SentCount(), 0u);
+  auto small = GetAudience("spa_1", "aud_1");  // 1000 + 2 x ~14 bytes + 500 upstream: fits.
+  ASSERT_TRUE(http_.WaitForSent(1, kWait));
+  ASSERT_TRUE(http_.Respond(200, kAudienceBody));
+  ASSERT_TRUE(small->Wait());
+  EXPECT_TRUE(small->status.ok()) << small->status.error_message();
+  ASSERT_TRUE(WaitUntil([&] { return budget.charged() == 0; })) << budget.charged();
+  env_.memory = nullptr;
 }
 
 // The raw (bytes in, bytes out) methods are exactly the cacheable operations: a cacheable

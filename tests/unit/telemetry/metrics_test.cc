@@ -414,6 +414,9 @@ TEST(PrometheusParserTest, GatewayMetricsParseAndValuesMove) {
   m.upstream_auth_failures->WithLabels({"default", "401"})->Increment();
   m.upstream_auth_rejected->WithLabels({"default"})->Set(1);
   m.calls_in_flight->Get()->Set(1);
+  m.memory_refused->Get()->Increment();
+  m.memory_in_use->Get()->Set(1 << 20);
+  m.memory_limit->Get()->Set(2 << 20);
 
   nlohmann::json before;
   PARSE_WITH_PROMETHEUS(registry.Serialize(), before);
@@ -428,7 +431,9 @@ TEST(PrometheusParserTest, GatewayMetricsParseAndValuesMove) {
         "audiences_gateway_cache_requests", "audiences_gateway_cache_entries",
         "audiences_gateway_cache_bytes", "audiences_gateway_cache_evictions",
         "audiences_gateway_token_reloads", "audiences_gateway_upstream_auth_failures",
-        "audiences_gateway_upstream_auth_rejected", "audiences_gateway_build_info"}) {
+        "audiences_gateway_upstream_auth_rejected", "audiences_gateway_build_info",
+        "audiences_gateway_memory_refused", "audiences_gateway_memory_in_use_bytes",
+        "audiences_gateway_memory_limit_bytes"}) {
     EXPECT_EQ(names.count(expected), 1u) << expected;
   }
   EXPECT_EQ(SampleValue(before, "audiences_gateway_build_info", {{"version", "1.2.3"}}), 1);
