@@ -267,7 +267,7 @@ std::unique_ptr<Stack> StartReadmeStack() {
 TEST(ReadmeExamplesTest, FirstCallsRunAsPrinted) {
   auto stack = StartReadmeStack();
   ASSERT_NE(stack, nullptr);
-  const std::string readme = ReadFile(std::string(SAG_SOURCE_DIR) + "/README.md");
+  const std::string readme = ReadFile(std::string(SAG_SOURCE_DIR) + "/" + "README.md");
   const std::vector<std::string> blocks = Blocks(Section(readme, "## First calls"), "console");
   ASSERT_GE(blocks.size(), 3u) << "README.md: First calls";
   Session session(stack->gateway_address(), CheckoutLikeDir());
@@ -281,7 +281,7 @@ TEST(ReadmeExamplesTest, FirstCallsRunAsPrinted) {
 TEST(ReadmeExamplesTest, ClientSessionScriptRunsAsPrinted) {
   auto stack = StartReadmeStack();
   ASSERT_NE(stack, nullptr);
-  const std::string readme = ReadFile(std::string(SAG_SOURCE_DIR) + "/client/README.md");
+  const std::string readme = ReadFile(std::string(SAG_SOURCE_DIR) + "/" + "client/README.md");
   const std::vector<std::string> lines = Section(readme, "## A session with audiencesctl");
   const std::vector<std::string> scripts = Blocks(lines, "sh");
   ASSERT_EQ(scripts.size(), 1u) << "client/README.md: A session with audiencesctl";
@@ -303,7 +303,7 @@ TEST(ReadmeExamplesTest, ClientSessionScriptRunsAsPrinted) {
 TEST(ReadmeExamplesTest, ClientTranscriptRunsAsPrinted) {
   auto stack = StartReadmeStack();
   ASSERT_NE(stack, nullptr);
-  const std::string readme = ReadFile(std::string(SAG_SOURCE_DIR) + "/client/README.md");
+  const std::string readme = ReadFile(std::string(SAG_SOURCE_DIR) + "/" + "client/README.md");
   const std::vector<std::string> lines = Section(readme, "## A session with audiencesctl");
   const std::vector<std::string> blocks = Blocks(lines, "", "What it looks like on a terminal:");
   ASSERT_EQ(blocks.size(), 1u) << "client/README.md: What it looks like on a terminal";
