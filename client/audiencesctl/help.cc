@@ -90,10 +90,9 @@ const FlagSpec* Spec(absl::string_view name) {
 }
 
 const std::vector<std::string>& GlobalFlags() {
-  static const std::vector<std::string> kGlobal = {"addr",        "workspace", "timeout", "output",
-                                                   "tls",         "ca-cert",   "cert",    "key",
-                                                   "server-name", "no-cache",  "idempotency-key",
-                                                   "help"};
+  static const std::vector<std::string> kGlobal = {
+      "addr", "workspace",   "timeout",  "output",          "tls", "ca-cert", "cert",
+      "key",  "server-name", "no-cache", "idempotency-key", "help"};
   return kGlobal;
 }
 

@@ -264,8 +264,8 @@ absl::Status GatewayServer::BuildGateway() {
   if (redis_ != nullptr) {
     redis::RedisIdempotencyOptions io;
     io.ttl = config_.idempotency_ttl;
-    idempotency_ = std::make_unique<redis::RedisIdempotencyStore>(redis_.get(), RealClock(),
-                                                                  &timers_, io);
+    idempotency_ =
+        std::make_unique<redis::RedisIdempotencyStore>(redis_.get(), RealClock(), &timers_, io);
   } else {
     idempotency::MemoryStoreOptions mo{config_.idempotency_max_entries, config_.idempotency_ttl};
     idempotency_ = std::make_unique<idempotency::MemoryStore>(mo, RealClock(), &timers_);

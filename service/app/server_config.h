@@ -61,7 +61,7 @@ struct ServerConfig {
   int preview_monthly_quota = 0;
   std::string preview_quota_file;
 
-  absl::Duration idempotency_ttl;   // --idempotency_ttl, > 0
+  absl::Duration idempotency_ttl;      // --idempotency_ttl, > 0
   size_t idempotency_max_entries = 0;  // --idempotency_max_entries, >= 1
 
   // PEM contents read from --tls_cert/--tls_key/--client_ca; all empty = plaintext.

@@ -51,19 +51,18 @@ absl::StatusOr<ratelimit::CallerShare> ParseShare(const YAML::Node& c, const std
     if (v == "batch") {
       share.priority = ratelimit::Priority::kBatch;
     } else if (v != "interactive") {
-      return ConfigError(path + ".priority",
-                         absl::StrCat("unknown class '", v.substr(0, 64),
-                                      "': use interactive or batch"),
-                         p);
+      return ConfigError(
+          path + ".priority",
+          absl::StrCat("unknown class '", v.substr(0, 64), "': use interactive or batch"), p);
     }
   }
   if (const YAML::Node w = c["weight"]; w.IsDefined()) {
     const std::string v = w.IsScalar() ? w.Scalar() : "";
     int weight = 0;
-    const bool digits = !v.empty() && v.size() <= 4 &&
-                        std::all_of(v.begin(), v.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-    if (!digits || !absl::SimpleAtoi(v, &weight) || weight < 1 ||
-        weight > ratelimit::kMaxWeight) {
+    const bool digits = !v.empty() && v.size() <= 4 && std::all_of(v.begin(), v.end(), [](char ch) {
+      return ch >= '0' && ch <= '9';
+    });
+    if (!digits || !absl::SimpleAtoi(v, &weight) || weight < 1 || weight > ratelimit::kMaxWeight) {
       return ConfigError(path + ".weight",
                          absl::StrCat("must be an integer from 1 to ", ratelimit::kMaxWeight,
                                       ", got '", v.substr(0, 64), "'"),
@@ -104,8 +103,8 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(const YAML::Node& root,
       if (!c.IsMap()) return ConfigError(path, "must be a mapping", c);
       for (const auto& kv : c) {
         std::string key = kv.first.Scalar();
-        if (key != "name" && key != "cert_names" && key != "secret_sha256" &&
-            key != "priority" && key != "weight") {
+        if (key != "name" && key != "cert_names" && key != "secret_sha256" && key != "priority" &&
+            key != "weight") {
           return ConfigError(absl::StrCat(path, ".", key), "unknown key", kv.first);
         }
       }

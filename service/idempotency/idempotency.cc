@@ -62,8 +62,7 @@ absl::Status ValidateKey(absl::string_view key) {
   return absl::OkStatus();
 }
 
-std::string ScopeKey(absl::string_view workspace, absl::string_view caller,
-                     absl::string_view key) {
+std::string ScopeKey(absl::string_view workspace, absl::string_view caller, absl::string_view key) {
   std::string scope;
   AppendPart(&scope, workspace);
   AppendPart(&scope, caller);

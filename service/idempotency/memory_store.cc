@@ -73,9 +73,8 @@ absl::StatusOr<Store::Begun> MemoryStore::Begin(const std::string& key,
       begun = ParkLocked(entry, key, std::move(ready));
     } else {
       if (!MakeRoomLocked(now)) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat("too many idempotent writes in progress (", options_.max_entries,
-                         "); retry later"));
+        return absl::ResourceExhaustedError(absl::StrCat("too many idempotent writes in progress (",
+                                                         options_.max_entries, "); retry later"));
       }
       entries_[key].fingerprint = fingerprint;
       return begun;  // kClaimed

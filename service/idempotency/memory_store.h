@@ -28,7 +28,7 @@
 namespace sag::idempotency {
 
 struct MemoryStoreOptions {
-  size_t max_entries = 10000;       // --idempotency_max_entries
+  size_t max_entries = 10000;            // --idempotency_max_entries
   absl::Duration ttl = absl::Hours(24);  // --idempotency_ttl
 };
 

@@ -118,8 +118,8 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
   struct CallerQueue {
     std::string caller;
     Priority priority;
-    uint64_t step;      // Tag increment per call: kTagScale / weight.
-    uint64_t last_tag;  // The tag of its last queued call.
+    uint64_t step;              // Tag increment per call: kTagScale / weight.
+    uint64_t last_tag;          // The tag of its last queued call.
     std::list<Waiter> waiters;  // FIFO; tags head, head + step, head + 2 step, ...
   };
   using HeadKey = std::pair<uint64_t, Ticket>;  // (tag, ticket): ties go to the earlier call.
@@ -184,8 +184,8 @@ class Limiter::Impl : public std::enable_shared_from_this<Limiter::Impl> {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // The wait of a call that cannot go now: refused at once, or queued (returns its Ticket).
   Ticket QueueOrRefuse(Lane& lane, const AcquireRequest& r, const CallerShare& share,
-                       AdmitFn& admit, bool requeue, absl::Time now, absl::Time first,
-                       Answers& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
+                       AdmitFn& admit, bool requeue, absl::Time now, absl::Time first, Answers& out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
   // Queued calls the order serves before a new call of `r.caller` (see the file comment).
   size_t Ahead(const Lane& lane, const AcquireRequest& r, const CallerShare& share,
                bool requeue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(lane.mu);
@@ -251,7 +251,7 @@ void Limiter::Impl::Deliver(Answers& answers) {
 
 Limiter::Impl::Answer Limiter::Impl::Answered(Waiter& w, const Lane& lane, absl::Status status,
                                               Outcome outcome, absl::Time now) {
-  return Answer{std::move(w.admit), std::move(status), lane.key,  w.caller,
+  return Answer{std::move(w.admit), std::move(status), lane.key,         w.caller,
                 w.priority,         outcome,           now - w.enqueued, w.requeued};
 }
 
@@ -378,11 +378,10 @@ size_t Limiter::Impl::Ahead(const Lane& lane, const AcquireRequest& r, const Cal
   for (const auto& [head, other] : own.heads) {
     if (other == cq || head.first > tag) continue;
     // The other caller's tags are head.first + i * step, i < its queue.
-    in_class += static_cast<size_t>(std::min<uint64_t>(
-        other->waiters.size(), (tag - head.first) / other->step + 1));
+    in_class += static_cast<size_t>(
+        std::min<uint64_t>(other->waiters.size(), (tag - head.first) / other->step + 1));
   }
-  return requeued + in_class +
-         OtherClassAhead(lane, cls, static_cast<int64_t>(in_class) + 1);
+  return requeued + in_class + OtherClassAhead(lane, cls, static_cast<int64_t>(in_class) + 1);
 }
 
 size_t Limiter::Impl::OtherClassAhead(const Lane& lane, Priority cls, int64_t k) const {
@@ -408,8 +407,8 @@ size_t Limiter::Impl::OtherClassAhead(const Lane& lane, Priority cls, int64_t k)
 }
 
 Ticket Limiter::Impl::QueueOrRefuse(Lane& lane, const AcquireRequest& r, const CallerShare& share,
-                                    AdmitFn& admit, bool requeue, absl::Time now,
-                                    absl::Time first, Answers& out) {
+                                    AdmitFn& admit, bool requeue, absl::Time now, absl::Time first,
+                                    Answers& out) {
   const absl::Duration wait =
       (first - now) + Interval(lane) * static_cast<int64_t>(Ahead(lane, r, share, requeue));
   auto refuse = [&](std::string why, Outcome outcome) {
@@ -631,7 +630,8 @@ bool Limiter::Impl::Cancel(Ticket ticket) {
     Waiter w = Remove(*lane, it->second, /*gives_back=*/true);
     ++stats_.cancelled;
     Rearm(*lane);
-    out.push_back(Answered(w, *lane, absl::CancelledError("cancelled while waiting for a rate-limit slot"),
+    out.push_back(Answered(w, *lane,
+                           absl::CancelledError("cancelled while waiting for a rate-limit slot"),
                            Outcome::kCancelled, clock_->Now()));
   }
   Deliver(out);

@@ -160,12 +160,12 @@ void RedisIdempotencyStore::Poll(WaiterId id) {
   }
   if (found.ok() && found->kind != Found::Kind::kClaim) {
     return Reply(id, absl::AbortedError("the first call with this idempotency-key ended without "
-                                         "being sent (or its replica stopped); retry the call"));
+                                        "being sent (or its replica stopped); retry the call"));
   }
   if (now >= wait_until) {
-    return Reply(id, absl::DeadlineExceededError(
-                          "the deadline passed waiting for the first call with this "
-                          "idempotency-key"));
+    return Reply(
+        id, absl::DeadlineExceededError("the deadline passed waiting for the first call with this "
+                                        "idempotency-key"));
   }
   SchedulePoll(id, std::min(now + options_.poll_interval, wait_until));
 }
@@ -200,9 +200,10 @@ void RedisIdempotencyStore::Finish(const std::string& key, const idempotency::An
   std::string rkey = options_.prefix + key;
   if (record) {
     std::string fingerprint = claim.substr(2, claim.rfind(':') - 2);
-    (void)client_->Eval(RecordScript(), {rkey},
-                        {claim, absl::StrCat("D:", fingerprint, ":", idempotency::EncodeAnswer(answer)),
-                         absl::StrCat(Millis(options_.ttl))});
+    (void)client_->Eval(
+        RecordScript(), {rkey},
+        {claim, absl::StrCat("D:", fingerprint, ":", idempotency::EncodeAnswer(answer)),
+         absl::StrCat(Millis(options_.ttl))});
   } else {
     (void)client_->Eval(ReleaseScript(), {rkey}, {claim});
   }

@@ -19,8 +19,8 @@
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "service/cache/keys.h"
 #include "service/common/status_util.h"
-#include "service/server/trace_context.h"
 #include "service/idempotency/idempotency.h"
+#include "service/server/trace_context.h"
 
 namespace sag {
 namespace {
@@ -624,8 +624,7 @@ std::string KeyCaller(const grpc::CallbackServerContext* context, const std::str
 idempotency::Answer ToAnswer(const absl::Status& status,
                              const std::unique_ptr<google::protobuf::Message>& answer) {
   grpc::Status g = ToGrpcStatus(status);
-  idempotency::Answer a{static_cast<int>(g.error_code()), g.error_message(), g.error_details(),
-                        ""};
+  idempotency::Answer a{static_cast<int>(g.error_code()), g.error_message(), g.error_details(), ""};
   if (status.ok() && answer != nullptr) a.body = answer->SerializeAsString();
   return a;
 }
@@ -658,8 +657,9 @@ void Gateway::ServeKeyedWrite(grpc::CallbackServerContext* context, Call* call,
       scope, idempotency::Fingerprint(info->rpc, request), params.deadline, hold_until, ready);
   if (absl::IsInvalidArgument(begun.status())) {
     return fail(InvalidField(idempotency::kKeyMetadata,
-                             absl::StrCat("'", key, "' was already used for a different request "
-                                                    "(within its TTL); use a new key")));
+                             absl::StrCat("'", key,
+                                          "' was already used for a different request "
+                                          "(within its TTL); use a new key")));
   }
   if (!begun.ok()) return fail(begun.status());
   if (begun->state == idempotency::Store::State::kReplay) return ready(begun->answer);
@@ -689,8 +689,8 @@ void Gateway::Replay(grpc::CallbackServerContext* context, Call* call,
   if (answer->code == 0 && !response->ParseFromString(answer->body)) {
     return call->Finish(grpc::Status(grpc::StatusCode::INTERNAL, "a recorded answer is corrupt"));
   }
-  call->Finish(grpc::Status(static_cast<grpc::StatusCode>(answer->code), answer->message,
-                            answer->details));
+  call->Finish(
+      grpc::Status(static_cast<grpc::StatusCode>(answer->code), answer->message, answer->details));
 }
 
 void Gateway::StartKeyedWrite(Call* call, std::shared_ptr<CallInfo> info,
@@ -703,25 +703,25 @@ void Gateway::StartKeyedWrite(Call* call, std::shared_ptr<CallInfo> info,
   const ops::Operation& op = params.builder->op();
   Call::ClaimFlag claim = call->claim_flag();
   // Not given to the call (SetExchange): the caller leaving does not abort a keyed write.
-  Exchange::Start(env_, std::move(params),
-                  WatchingAuth(info->workspace, [this, call, claim, owned, response, info, &op,
-                                                 scope](absl::Status status,
-                                                        std::unique_ptr<google::protobuf::Message>
-                                                            answer,
-                                                        const ExchangeReport& report) {
-                    InvalidateAfterWrite(info->workspace, op, *owned, status);
-                    Audit(*info, *owned, answer.get(), status);
-                    Report(*info, status, report);
-                    // Sent and not refused by a 429: the write may have executed, or was
-                    // answered; otherwise the key is free for a retry.
-                    bool record = report.attempts > report.requeues_after_429;
-                    parts_.idempotency->Finish(scope, ToAnswer(status, answer), record);
-                    if (!Call::Claim(claim)) return;
-                    if (status.ok() && answer != nullptr) {
-                      response->GetReflection()->Swap(response, answer.get());
-                    }
-                    call->Finish(ToGrpcStatus(status));
-                  }));
+  Exchange::Start(
+      env_, std::move(params),
+      WatchingAuth(info->workspace,
+                   [this, call, claim, owned, response, info, &op, scope](
+                       absl::Status status, std::unique_ptr<google::protobuf::Message> answer,
+                       const ExchangeReport& report) {
+                     InvalidateAfterWrite(info->workspace, op, *owned, status);
+                     Audit(*info, *owned, answer.get(), status);
+                     Report(*info, status, report);
+                     // Sent and not refused by a 429: the write may have executed, or was
+                     // answered; otherwise the key is free for a retry.
+                     bool record = report.attempts > report.requeues_after_429;
+                     parts_.idempotency->Finish(scope, ToAnswer(status, answer), record);
+                     if (!Call::Claim(claim)) return;
+                     if (status.ok() && answer != nullptr) {
+                       response->GetReflection()->Swap(response, answer.get());
+                     }
+                     call->Finish(ToGrpcStatus(status));
+                   }));
 }
 
 }  // namespace sag

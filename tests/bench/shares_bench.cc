@@ -164,7 +164,8 @@ bool RunWeights(Stack& s, const std::string& id, Result* r) {
   if (up_count > 0) r->upstream_mean_ms = 1000 * up_sum / up_count;
   const std::string ui = "{caller=\"ui\",class=\"interactive\"}";
   const double w_sum = MetricValue(text, "audiences_gateway_caller_queue_wait_seconds_sum" + ui);
-  const double w_count = MetricValue(text, "audiences_gateway_caller_queue_wait_seconds_count" + ui);
+  const double w_count =
+      MetricValue(text, "audiences_gateway_caller_queue_wait_seconds_count" + ui);
   if (w_count > 0) r->ui_gateway_wait_mean_ms = 1000 * w_sum / w_count;
   for (const FloodCall& p : probes) {
     r->ui_waits_ms.push_back(
@@ -215,8 +216,8 @@ void Print(const Result& r) {
               r.flood.count("heavy") ? r.flood.at("heavy") : 0);
   std::printf("  %-44s %.1f%%   goal >= %.0f%%  %s\n", "batch share", 100 * r.batch_share,
               100 * kBatchMinShare, Mark(r.batch_share >= kBatchMinShare - 0.005));
-  std::printf("3. %-44s %lld   goal 0  %s\n", "upstream 429s", static_cast<long long>(r.upstream_429),
-              Mark(r.upstream_429 == 0));
+  std::printf("3. %-44s %lld   goal 0  %s\n", "upstream 429s",
+              static_cast<long long>(r.upstream_429), Mark(r.upstream_429 == 0));
   std::printf("  %-44s %d\n", "failed calls", r.failed);
 }
 

@@ -733,8 +733,8 @@ TEST(CtlFakeGatewayTest, WorkspaceAndNoCacheReachTheGateway) {
 TEST(CtlFakeGatewayTest, IdempotencyKeyReachesTheGateway) {
   auto fake = FakeGateway::Start();
   ASSERT_TRUE(fake.ok()) << fake.status();
-  ProcessResult r = RunCtl({"--addr", (*fake)->address(), "audiences", "create", "--space",
-                            "spa_1", "--name", "x", "--query", "y", "--idempotency-key", "order-7"});
+  ProcessResult r = RunCtl({"--addr", (*fake)->address(), "audiences", "create", "--space", "spa_1",
+                            "--name", "x", "--query", "y", "--idempotency-key", "order-7"});
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   r = RunCtl({"--addr", (*fake)->address(), "audiences", "create", "--space", "spa_1", "--name",
               "x", "--query", "y"});

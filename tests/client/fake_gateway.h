@@ -49,8 +49,8 @@ class FakeGateway final : public segment::audiences::v1::AudiencesService::Servi
   std::atomic<int> create_calls{0};
   std::atomic<int> list_calls{0};
   struct Seen {
-    std::string workspace;      // x-segment-workspace ("" when absent).
-    std::string cache_control;  // cache-control.
+    std::string workspace;        // x-segment-workspace ("" when absent).
+    std::string cache_control;    // cache-control.
     std::string idempotency_key;  // idempotency-key ("" when absent).
     std::string user_agent;
     absl::Duration deadline_left;  // Deadline minus arrival time.

@@ -1,8 +1,8 @@
 // The CLI examples of the READMEs, run as printed against a gateway + segment-sim stack:
 //   - README.md, "First calls": each `$ command` of its console blocks runs on a pseudo-terminal
 //     (script(1)), as a user types it; its printed output must appear in what the command prints
-//     (lines in order, "..." elisions skipped, ids, times and counts compared by shape); `$ echo $?`
-//     must print the previous command's exit code.
+//     (lines in order, "..." elisions skipped, ids, times and counts compared by shape);
+//     `$ echo $?` must print the previous command's exit code.
 //   - client/README.md, "A session with audiencesctl": the script runs whole under `bash -eu -o
 //     pipefail`, and its transcript ("What it looks like on a terminal") runs like the first.
 // Literal ids in a command (aud_..., sch_...) are the ones an earlier command printed: the test
@@ -225,7 +225,8 @@ class Session {
       while (found < actual.size() && Shape(actual[found]) != shape) ++found;
       if (found == actual.size()) {
         ADD_FAILURE() << "`" << command << "` did not print, in order:\n  " << line
-                      << "\nit printed:\n" << absl::StrJoin(actual, "\n");
+                      << "\nit printed:\n"
+                      << absl::StrJoin(actual, "\n");
         return;
       }
       Learn(line, actual[found]);

@@ -51,10 +51,11 @@ Result CreateWithKey(Stack& gateway, const std::string& key, absl::Duration dead
   Result r;
   auto ctx = Context(deadline);
   ctx->AddMetadata("idempotency-key", key);
-  r.status = gateway.stub().CreateAudience(ctx.get(), AudienceRequest(kSpace, "idempotent"),
-                                           &r.response);
+  r.status =
+      gateway.stub().CreateAudience(ctx.get(), AudienceRequest(kSpace, "idempotent"), &r.response);
   auto it = ctx->GetServerInitialMetadata().find("idempotent-replayed");
-  if (it != ctx->GetServerInitialMetadata().end()) r.replayed.assign(it->second.data(), it->second.size());
+  if (it != ctx->GetServerInitialMetadata().end())
+    r.replayed.assign(it->second.data(), it->second.size());
   return r;
 }
 
@@ -68,7 +69,7 @@ TEST(IdempotencyIntegrationTest, RetryAfterTheCallerGaveUpGetsTheAudienceCreated
   EXPECT_EQ(first.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
       << first.status.error_message();
   ASSERT_TRUE(WaitForPosts(*stack, 1));  // The write went on without its caller.
-  absl::SleepFor(absl::Seconds(1));       // "2 s later" (the retry would wait for it anyway).
+  absl::SleepFor(absl::Seconds(1));      // "2 s later" (the retry would wait for it anyway).
 
   Result retry = CreateWithKey(*stack, "order-4711", absl::Seconds(5));
   ASSERT_TRUE(retry.status.ok()) << retry.status.error_message();

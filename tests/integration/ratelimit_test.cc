@@ -600,9 +600,9 @@ TEST(RateLimitIntegrationTest, BadCallerWeightStopsTheGatewayWithExitCode2) {
            {"    weight: 0\n", "callers[3].weight"},
            {"    weight: 1.5\n", "callers[3].weight"},
            {"    priority: realtime\n", "callers[3].priority"}}) {
-    WriteFile(dir + "/bad.yaml",
-              SharesConfig("  - name: bad\n    secret_sha256: " + std::string(64, 'a') + "\n" +
-                           entry));
+    WriteFile(
+        dir + "/bad.yaml",
+        SharesConfig("  - name: bad\n    secret_sha256: " + std::string(64, 'a') + "\n" + entry));
     absl::StatusOr<ProgramResult> run =
         RunProgram({SAG_GATEWAY_BIN, "--config=" + dir + "/bad.yaml", "--listen=127.0.0.1:0",
                     "--metrics_listen="});

@@ -31,7 +31,11 @@ TEST(LimiterObserverTest, CountsPerConfiguredCallerAndClassAndLumpsTheRestAsOthe
   observe({lane, "reporting", Priority::kBatch, Outcome::kAdmitted, absl::Seconds(2), false});
   observe({lane, "reporting", Priority::kBatch, Outcome::kAdmitted, absl::Seconds(1), false});
   observe({lane, "reporting", Priority::kBatch, Outcome::kDeadlineRefused, {}, false});
-  observe({lane, "x-caller-id-chosen-by-anyone", Priority::kInteractive, Outcome::kAdmitted, {},
+  observe({lane,
+           "x-caller-id-chosen-by-anyone",
+           Priority::kInteractive,
+           Outcome::kAdmitted,
+           {},
            false});
   observe({lane, "10.0.0.7:5555", Priority::kInteractive, Outcome::kDeadlineExceeded, {}, false});
   observe({lane, "10.0.0.8:5555", Priority::kInteractive, Outcome::kCancelled, {}, false});
@@ -53,8 +57,12 @@ TEST(LimiterObserverTest, WithoutAPolicyEveryCallerIsOther) {
   auto metrics = telemetry::GatewayMetrics::Create(&registry, "test");
   ASSERT_TRUE(metrics.ok()) << metrics.status();
   auto observe = LimiterObserver(metrics->get(), nullptr);
-  observe({"ws/GetAudience", "anyone", ratelimit::Priority::kInteractive,
-           ratelimit::Outcome::kAdmitted, {}, false});
+  observe({"ws/GetAudience",
+           "anyone",
+           ratelimit::Priority::kInteractive,
+           ratelimit::Outcome::kAdmitted,
+           {},
+           false});
   EXPECT_THAT(registry.Serialize(),
               HasSubstr("audiences_gateway_caller_admitted_total{caller=\"other\",class="
                         "\"interactive\"} 1\n"));

@@ -166,8 +166,8 @@ constexpr char kSecretA[] = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a1
 constexpr char kSecretB[] = "6b86b273ff34ce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b1";
 
 std::string CallersYaml(const std::string& a_extra, const std::string& b_extra = "") {
-  return absl::StrCat("callers:\n  - name: reporting\n    secret_sha256: ", kSecretA, "\n",
-                      a_extra, "  - name: ui\n    secret_sha256: ", kSecretB, "\n", b_extra);
+  return absl::StrCat("callers:\n  - name: reporting\n    secret_sha256: ", kSecretA, "\n", a_extra,
+                      "  - name: ui\n    secret_sha256: ", kSecretB, "\n", b_extra);
 }
 
 TEST_F(ServerConfigTest, CallersPrioritiesWeightsAndBatchShareAreRead) {

@@ -5,10 +5,10 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "google/protobuf/struct.pb.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
-#include "google/protobuf/struct.pb.h"
 #include "segment/audiences/v1/audiences.pb.h"
 #include "service/common/status_util.h"
 
@@ -49,8 +49,8 @@ TEST(ValidateKeyTest, RefusesEmptyOversizedControlNonAsciiAndHostile) {
       {std::string("ab\0c", 4), "character 3"},
       {"tab\there", "0x09"},
       {"del\x7f", "0x7f"},
-      {"caf\xc3\xa9", "character 4"},            // UTF-8 é
-      {"\xff\xfe", "0xff"},                      // not even UTF-8
+      {"caf\xc3\xa9", "character 4"},             // UTF-8 é
+      {"\xff\xfe", "0xff"},                       // not even UTF-8
       {"k\r\nx-api-key: stolen", "character 2"},  // header injection
   };
   for (const Case& c : cases) {
@@ -110,8 +110,7 @@ TEST(AnswerTest, RefusesWhatItDidNotWrite) {
   std::string good = EncodeAnswer(Answer{0, "m", "", "b"});
   for (const std::string& bad :
        {std::string(""), std::string("garbage"), good.substr(0, good.size() - 1), good + "x",
-        std::string("10:sag-idem-1") + "2:99" + "0:" + "0:" + "0:",
-        std::string("99999999999:x")}) {
+        std::string("10:sag-idem-1") + "2:99" + "0:" + "0:" + "0:", std::string("99999999999:x")}) {
     EXPECT_TRUE(absl::IsInternal(DecodeAnswer(bad).status())) << bad;
   }
 }

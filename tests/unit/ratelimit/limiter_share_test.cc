@@ -152,8 +152,8 @@ TEST_F(LimiterShareTest, InteractiveGoesBeforeBatchThatWasQueuedFirst) {
   Flood("I", 5);  // Not configured: interactive.
   clock_.Advance(absl::Seconds(10));
   const std::vector<std::string> order = AdmittedCallers();
-  EXPECT_EQ(order, (std::vector<std::string>{"X", "I", "I", "I", "I", "I", "B", "B", "B", "B",
-                                             "B"}));
+  EXPECT_EQ(order,
+            (std::vector<std::string>{"X", "I", "I", "I", "I", "I", "B", "B", "B", "B", "B"}));
 }
 
 TEST_F(LimiterShareTest, BatchKeepsItsMinimumShareUnderAnInteractiveFlood) {

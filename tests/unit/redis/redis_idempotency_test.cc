@@ -1,8 +1,6 @@
 // service/redis/redis_idempotency_store.h against a real redis-server: two stores on one Redis
 // stand for two replicas. Claim, replay, conflict, waiting across replicas (poll) and on one
 // (woken by Finish), release, the waiter's deadline, key expiry and Redis down.
-#include "service/redis/redis_idempotency_store.h"
-
 #include <memory>
 #include <string>
 
@@ -10,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "service/redis/redis_client.h"
+#include "service/redis/redis_idempotency_store.h"
 #include "tests/common/redis_server.h"
 
 namespace sag::redis {
@@ -54,8 +53,9 @@ class RedisIdempotencyTest : public ::testing::Test {
 
   absl::StatusOr<Store::Begun> Begin(RedisIdempotencyStore& s, const std::string& fp,
                                      Parked* parked = nullptr, absl::Time wait_until = kNoWait) {
-    return s.Begin("k", fp, wait_until, absl::Now() + absl::Seconds(30),
-                   parked != nullptr ? parked->Ready() : [](absl::StatusOr<Answer>) {});
+    return s.Begin(
+        "k", fp, wait_until, absl::Now() + absl::Seconds(30),
+        parked != nullptr ? parked->Ready() : [](absl::StatusOr<Answer>) {});
   }
   int64_t Pttl() { return client_->Command({"PTTL", "sag:idem:k"})->integer; }
 

@@ -140,7 +140,8 @@ TEST_F(IdempotentWriteTest, AnErrorAnswerIsReplayedWithItsDetails) {
   auto first = Create("order-1");
   ASSERT_TRUE(http_.WaitForSent(1, kWait));
   ASSERT_TRUE(http_.Respond(
-      422, R"({"errors":[{"type":"validation","message":"bad query","field":"definition.query"}]})"));
+      422,
+      R"({"errors":[{"type":"validation","message":"bad query","field":"definition.query"}]})"));
   ASSERT_TRUE(first->Wait());
   ASSERT_EQ(first->status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   auto repeat = Create("order-1");
@@ -261,8 +262,7 @@ TEST_F(IdempotentWriteTest, KeysBelongToTheirCaller) {
 }
 
 TEST_F(IdempotentWriteTest, MalformedOversizedAndRepeatedKeysAreRefusedBeforeTheUpstream) {
-  for (const std::string& key : {std::string(""), std::string(256, 'k'),
-                                 std::string(8000, 'k')}) {
+  for (const std::string& key : {std::string(""), std::string(256, 'k'), std::string(8000, 'k')}) {
     auto call = Create(key);
     ASSERT_TRUE(call->Wait());
     EXPECT_EQ(call->status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << key.size();

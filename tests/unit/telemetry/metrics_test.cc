@@ -422,18 +422,27 @@ TEST(PrometheusParserTest, GatewayMetricsParseAndValuesMove) {
   PARSE_WITH_PROMETHEUS(registry.Serialize(), before);
   std::set<std::string> names;
   for (const auto& family : before) names.insert(family["name"].get<std::string>());
-  for (const char* expected :
-       {"audiences_gateway_calls", "audiences_gateway_call_duration_seconds",
-        "audiences_gateway_calls_in_flight", "audiences_gateway_upstream_requests",
-        "audiences_gateway_upstream_duration_seconds", "audiences_gateway_upstream_429",
-        "audiences_gateway_upstream_retries", "audiences_gateway_queue_depth",
-        "audiences_gateway_queue_wait_seconds", "audiences_gateway_ratelimit_rejected",
-        "audiences_gateway_cache_requests", "audiences_gateway_cache_entries",
-        "audiences_gateway_cache_bytes", "audiences_gateway_cache_evictions",
-        "audiences_gateway_token_reloads", "audiences_gateway_upstream_auth_failures",
-        "audiences_gateway_upstream_auth_rejected", "audiences_gateway_build_info",
-        "audiences_gateway_memory_refused", "audiences_gateway_memory_in_use_bytes",
-        "audiences_gateway_memory_limit_bytes"}) {
+  for (const char* expected : {"audiences_gateway_calls",
+                               "audiences_gateway_call_duration_seconds",
+                               "audiences_gateway_calls_in_flight",
+                               "audiences_gateway_upstream_requests",
+                               "audiences_gateway_upstream_duration_seconds",
+                               "audiences_gateway_upstream_429",
+                               "audiences_gateway_upstream_retries",
+                               "audiences_gateway_queue_depth",
+                               "audiences_gateway_queue_wait_seconds",
+                               "audiences_gateway_ratelimit_rejected",
+                               "audiences_gateway_cache_requests",
+                               "audiences_gateway_cache_entries",
+                               "audiences_gateway_cache_bytes",
+                               "audiences_gateway_cache_evictions",
+                               "audiences_gateway_token_reloads",
+                               "audiences_gateway_upstream_auth_failures",
+                               "audiences_gateway_upstream_auth_rejected",
+                               "audiences_gateway_build_info",
+                               "audiences_gateway_memory_refused",
+                               "audiences_gateway_memory_in_use_bytes",
+                               "audiences_gateway_memory_limit_bytes"}) {
     EXPECT_EQ(names.count(expected), 1u) << expected;
   }
   EXPECT_EQ(SampleValue(before, "audiences_gateway_build_info", {{"version", "1.2.3"}}), 1);
