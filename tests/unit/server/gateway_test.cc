@@ -28,6 +28,7 @@
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_http_client.h"
 #include "tests/support/fake_token_source.h"
+#include "tests/unit/server/in_process_gateway.h"
 
 namespace sag {
 namespace {
@@ -36,6 +37,7 @@ namespace v1 = segment::audiences::v1;
 using ::sag::testing::FakeBudgetStore;
 using ::sag::testing::FakeHttpClient;
 using ::sag::testing::FakeTokenSource;
+using ::sag::testing::InProcessGatewayTest;
 
 constexpr char kAudienceBody[] = R"({"data":{"audience":{"id":"aud_1","name":"A"}}})";
 constexpr absl::Duration kWait = absl::Seconds(10);  // Bound of every wait on another thread.
@@ -50,32 +52,9 @@ struct PendingCall {
   bool Wait() { return done.WaitForNotificationWithTimeout(kWait); }
 };
 
-class GatewayTest : public ::testing::Test {
+class GatewayTest : public InProcessGatewayTest {
  protected:
-  GatewayTest() : clock_(absl::Now()), logger_(&log_, telemetry::LogLevel::kInfo) {
-    env_.http = &http_;
-    env_.clock = &clock_;
-    env_.timers = &clock_;
-    env_.limiter = &limiter_;
-    env_.retry_budget = &retry_budget_;
-    env_.backoff = &backoff_;
-    env_.max_attempts = 3;
-    Workspace ws;
-    ws.name = "ws";
-    ws.tokens = &tokens_;
-    std::vector<Workspace> workspaces;
-    workspaces.push_back(ws);
-    GatewayOptions options;
-    options.upstream_url = "https://api.example";
-    gateway_ = *Gateway::Create(options, &env_, std::move(workspaces), {}, {nullptr, &logger_});
-    service_ = std::make_unique<AudiencesServiceImpl>(gateway_.get());
-    grpc::ServerBuilder builder;
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    channel_ = server_->InProcessChannel(grpc::ChannelArguments());
-    stub_ = v1::AudiencesService::NewStub(channel_);
-  }
-  ~GatewayTest() override { server_->Shutdown(absl::ToChronoTime(absl::Now() + kWait)); }
+  GatewayTest() { Serve(); }
 
   std::unique_ptr<PendingCall<v1::GetAudienceResponse>> GetAudience(std::string space,
                                                                     std::string id) {
@@ -116,22 +95,6 @@ class GatewayTest : public ::testing::Test {
     }
     return out;
   }
-
-  FakeClock clock_;
-  FakeHttpClient http_;
-  FakeTokenSource tokens_;
-  FakeBudgetStore store_;
-  ratelimit::Limiter limiter_{&store_, &clock_, &clock_};
-  ratelimit::RetryBudget retry_budget_{&clock_};
-  ratelimit::Backoff backoff_{{}, [] { return 0.5; }};
-  std::ostringstream log_;
-  telemetry::Logger logger_;
-  ExchangeEnv env_;
-  std::unique_ptr<Gateway> gateway_;
-  std::unique_ptr<AudiencesServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::AudiencesService::Stub> stub_;
 };
 
 TEST_F(GatewayTest, AnswersFromTheUpstreamWithTheToken) {

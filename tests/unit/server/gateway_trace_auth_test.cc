@@ -33,6 +33,7 @@
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_http_client.h"
 #include "tests/support/fake_token_source.h"
+#include "tests/unit/server/in_process_gateway.h"
 
 namespace sag {
 namespace {
@@ -41,6 +42,7 @@ namespace v1 = segment::audiences::v1;
 using ::sag::testing::FakeBudgetStore;
 using ::sag::testing::FakeHttpClient;
 using ::sag::testing::FakeTokenSource;
+using ::sag::testing::InProcessGatewayTest;
 
 constexpr char kAudienceBody[] = R"({"data":{"audience":{"id":"aud_1","name":"A"}}})";
 constexpr char kListBody[] = R"({"data":{"audiences":[{"id":"aud_1","name":"A"}]}})";
@@ -83,16 +85,9 @@ std::string HeaderOf(const upstream::HttpRequest& request, absl::string_view nam
   return value;
 }
 
-class GatewayTraceAuthTest : public ::testing::Test {
+class GatewayTraceAuthTest : public InProcessGatewayTest {
  protected:
-  GatewayTraceAuthTest() : clock_(absl::Now()), logger_(&log_, telemetry::LogLevel::kInfo) {
-    env_.http = &http_;
-    env_.clock = &clock_;
-    env_.timers = &clock_;
-    env_.limiter = &limiter_;
-    env_.retry_budget = &retry_budget_;
-    env_.backoff = &backoff_;
-    env_.max_attempts = 3;
+  GatewayTraceAuthTest() {
     metrics_ = *telemetry::GatewayMetrics::Create(&registry_, "test");
     observer_ =
         app::UpstreamAuthStateObserver(metrics_.get(), &logger_, [this] { ++state_changes_; });
@@ -104,23 +99,11 @@ class GatewayTraceAuthTest : public ::testing::Test {
     co.stale_if_error = absl::Minutes(5);
     co.clock = &clock_;
     cache_ = std::make_unique<cache::ListingCache>(std::make_shared<cache::InMemoryStore>(so), co);
-    Workspace ws;
-    ws.name = "ws";
-    ws.tokens = &tokens_;
-    std::vector<Workspace> workspaces{ws};
-    GatewayOptions options;
-    options.upstream_url = "https://api.example";
     GatewayParts parts;
     parts.cache = cache_.get();
-    gateway_ = *Gateway::Create(options, &env_, std::move(workspaces), parts,
-                                {metrics_.get(), &logger_, observer_.get()});
-    service_ = std::make_unique<AudiencesServiceImpl>(gateway_.get());
-    grpc::ServerBuilder builder;
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    stub_ = v1::AudiencesService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+    Serve(parts, {metrics_.get(), &logger_, observer_.get()});
   }
-  ~GatewayTraceAuthTest() override { server_->Shutdown(absl::ToChronoTime(absl::Now() + kWait)); }
+  ~GatewayTraceAuthTest() override { StopServing(); }
 
   // GetAudience with `metadata` added to the call, kPace after the previous one.
   std::unique_ptr<PendingCall<v1::GetAudienceResponse>> GetAudience(
@@ -194,25 +177,11 @@ class GatewayTraceAuthTest : public ::testing::Test {
     return -1;
   }
 
-  FakeClock clock_;
-  FakeHttpClient http_;
-  FakeTokenSource tokens_;
-  FakeBudgetStore store_;
-  ratelimit::Limiter limiter_{&store_, &clock_, &clock_};
-  ratelimit::RetryBudget retry_budget_{&clock_};
-  ratelimit::Backoff backoff_{{}, [] { return 0.5; }};
-  std::ostringstream log_;
-  telemetry::Logger logger_;
   telemetry::Registry registry_;
   std::unique_ptr<telemetry::GatewayMetrics> metrics_;
   std::atomic<int> state_changes_{0};
   std::unique_ptr<UpstreamAuthObserver> observer_;
   std::unique_ptr<cache::ListingCache> cache_;
-  ExchangeEnv env_;
-  std::unique_ptr<Gateway> gateway_;
-  std::unique_ptr<AudiencesServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<v1::AudiencesService::Stub> stub_;
 };
 
 // --- trace context ------------------------------------------------------------------------------

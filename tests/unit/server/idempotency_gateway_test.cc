@@ -18,6 +18,7 @@
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_http_client.h"
 #include "tests/support/fake_token_source.h"
+#include "tests/unit/server/in_process_gateway.h"
 
 namespace sag {
 namespace {
@@ -26,6 +27,7 @@ namespace v1 = segment::audiences::v1;
 using ::sag::testing::FakeBudgetStore;
 using ::sag::testing::FakeHttpClient;
 using ::sag::testing::FakeTokenSource;
+using ::sag::testing::InProcessGatewayTest;
 
 constexpr char kAudienceBody[] = R"({"data":{"audience":{"id":"aud_1","name":"A"}}})";
 constexpr absl::Duration kWait = absl::Seconds(10);
@@ -55,30 +57,14 @@ bool WaitUntil(F condition) {
   return true;
 }
 
-class IdempotentWriteTest : public ::testing::Test {
+class IdempotentWriteTest : public InProcessGatewayTest {
  protected:
-  IdempotentWriteTest() : clock_(absl::Now()), store_({}, &clock_, &clock_) {
-    env_.http = &http_;
-    env_.clock = &clock_;
-    env_.timers = &clock_;
-    env_.limiter = &limiter_;
-    env_.retry_budget = &retry_budget_;
-    env_.backoff = &backoff_;
-    Workspace ws;
-    ws.name = "ws";
-    ws.tokens = &tokens_;
-    GatewayOptions options;
-    options.upstream_url = "https://api.example";
+  IdempotentWriteTest() : store_({}, &clock_, &clock_) {
     GatewayParts parts;
     parts.idempotency = &store_;
-    gateway_ = *Gateway::Create(options, &env_, {ws}, parts);
-    service_ = std::make_unique<AudiencesServiceImpl>(gateway_.get());
-    grpc::ServerBuilder builder;
-    builder.RegisterService(service_.get());
-    server_ = builder.BuildAndStart();
-    stub_ = v1::AudiencesService::NewStub(server_->InProcessChannel(grpc::ChannelArguments()));
+    Serve(parts);
   }
-  ~IdempotentWriteTest() override { server_->Shutdown(absl::ToChronoTime(absl::Now() + kWait)); }
+  ~IdempotentWriteTest() override { StopServing(); }
 
   static v1::CreateAudienceRequest Request(const std::string& name) {
     v1::CreateAudienceRequest request;
@@ -105,19 +91,7 @@ class IdempotentWriteTest : public ::testing::Test {
     return call;
   }
 
-  FakeClock clock_;
-  FakeHttpClient http_;
-  FakeTokenSource tokens_;
-  FakeBudgetStore budget_;
-  ratelimit::Limiter limiter_{&budget_, &clock_, &clock_};
-  ratelimit::RetryBudget retry_budget_{&clock_};
-  ratelimit::Backoff backoff_{{}, [] { return 0.5; }};
   idempotency::MemoryStore store_;
-  ExchangeEnv env_;
-  std::unique_ptr<Gateway> gateway_;
-  std::unique_ptr<AudiencesServiceImpl> service_;
-  std::unique_ptr<grpc::Server> server_;
-  std::unique_ptr<v1::AudiencesService::Stub> stub_;
 };
 
 TEST_F(IdempotentWriteTest, RepeatReplaysTheAnswerWithoutASecondUpstreamCall) {
