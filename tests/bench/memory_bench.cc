@@ -39,6 +39,7 @@
 #include "service/common/memory_budget.h"
 #include "tests/bench/loadgen.h"
 #include "tests/bench/proc_stats.h"
+#include "tests/common/countdown.h"
 #include "tests/common/health_probe.h"
 #include "tests/common/stack.h"
 #include "tests/common/subprocess.h"
@@ -54,6 +55,7 @@ ABSL_FLAG(std::string, json, "", "Also write the figures to this JSON file.");
 namespace {
 
 namespace v1 = segment::audiences::v1;
+using sag::testing::Countdown;
 using sag::testing::Stack;
 using sag::testing::StackOptions;
 constexpr char kSpace[] = "9aQ1Lj62S4bomZKLF4DPqW";
@@ -64,28 +66,6 @@ struct Call {
   v1::GetAudienceRequest req;
   v1::GetAudienceResponse resp;
   grpc::Status status;
-};
-
-class Countdown {
- public:
-  explicit Countdown(int n) : left_(n) {}
-  void Done() {
-    absl::MutexLock lock(&mu_);
-    --left_;
-  }
-  int left() {
-    absl::MutexLock lock(&mu_);
-    return left_;
-  }
-  bool WaitFor(absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto zero = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return left_ <= 0; };
-    return mu_.AwaitWithTimeout(absl::Condition(&zero), timeout);
-  }
-
- private:
-  absl::Mutex mu_;
-  int left_ ABSL_GUARDED_BY(mu_);
 };
 
 // A label-less sample's value in the exposition text, or -1.

@@ -44,6 +44,7 @@
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "tests/bench/loadgen.h"
 #include "tests/bench/proc_stats.h"
+#include "tests/common/countdown.h"
 #include "tests/common/stack.h"
 
 ABSL_FLAG(int, callers, 3, "Callers (x-caller-id) in the pacing scenario.");
@@ -57,29 +58,11 @@ ABSL_FLAG(std::string, json, "", "Also write the figures to this JSON file.");
 namespace {
 
 namespace v1 = segment::audiences::v1;
+using sag::testing::Countdown;
 using sag::testing::Stack;
 using sag::testing::StackOptions;
 
 constexpr char kSpace[] = "9aQ1Lj62S4bomZKLF4DPqW";
-
-// Counts finished calls; waits for all of them with a bound.
-class Countdown {
- public:
-  explicit Countdown(int n) : left_(n) {}
-  void Done() {
-    absl::MutexLock lock(&mu_);
-    --left_;
-  }
-  bool WaitFor(absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto zero = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return left_ <= 0; };
-    return mu_.AwaitWithTimeout(absl::Condition(&zero), timeout);
-  }
-
- private:
-  absl::Mutex mu_;
-  int left_ ABSL_GUARDED_BY(mu_);
-};
 
 struct Call {
   grpc::ClientContext ctx;

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/common/countdown.h"
 #include "tests/common/health_probe.h"
 #include "tests/common/stack.h"
 #include "tests/common/subprocess.h"
@@ -29,25 +30,6 @@ struct FloodCall {
   v1::GetAudienceRequest request;
   v1::GetAudienceResponse response;
   grpc::Status status;
-};
-
-// Counts finished calls; waits for all of them, bounded.
-class Countdown {
- public:
-  explicit Countdown(int n) : left_(n) {}
-  void Done() {
-    absl::MutexLock lock(&mu_);
-    --left_;
-  }
-  bool WaitFor(absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto zero = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return left_ <= 0; };
-    return mu_.AwaitWithTimeout(absl::Condition(&zero), timeout);
-  }
-
- private:
-  absl::Mutex mu_;
-  int left_ ABSL_GUARDED_BY(mu_);
 };
 
 // The value of a label-less sample in an exposition text, or -1.
