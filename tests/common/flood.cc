@@ -19,8 +19,9 @@ struct Flood::Pending {
   absl::Time start;
 };
 
-Flood::Flood(v1::AudiencesService::Stub* stub, std::string space, std::string id)
-    : stub_(stub), space_(std::move(space)), id_(std::move(id)) {}
+Flood::Flood(v1::AudiencesService::Stub* stub, std::string space, std::string id,
+             absl::Duration deadline)
+    : stub_(stub), space_(std::move(space)), id_(std::move(id)), deadline_(deadline) {}
 
 Flood::~Flood() { Stop(); }
 
@@ -56,7 +57,7 @@ void Flood::Issue(const std::string& caller, const std::string& api_key) {
   auto* p = new Pending;
   p->caller = caller;
   p->api_key = api_key;
-  p->ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
+  p->ctx.set_deadline(absl::ToChronoTime(absl::Now() + deadline_));
   p->ctx.AddMetadata("x-api-key", api_key);
   p->req.set_space_id(space_);
   p->req.set_id(id_);

@@ -3,8 +3,9 @@
 //
 // A Flood keeps, for each caller, `backlog` GetAudience calls in flight on one stub (a new call
 // starts as soon as one finishes) until Stop(); each call presents the caller's x-api-key and a
-// long deadline. Every finished call is recorded with its caller, start, end and status. Single
-// probe calls (Probe) measure what an occasional caller waits meanwhile.
+// deadline (5 minutes unless the constructor is given another). Every finished call is recorded
+// with its caller, start, end and status. Single probe calls (Probe) measure what an occasional
+// caller waits meanwhile.
 //
 // Thread-safe: calls finish on gRPC's callback threads; Stop() waits (bounded) for the calls in
 // flight to finish.
@@ -44,8 +45,10 @@ struct FloodCall {
 
 class Flood {
  public:
-  // Calls GetAudience(space, id) on `stub`, which must outlive the Flood.
-  Flood(segment::audiences::v1::AudiencesService::Stub* stub, std::string space, std::string id);
+  // Calls GetAudience(space, id) on `stub`, which must outlive the Flood; each flood call with
+  // a deadline `deadline` after its start (Probe keeps its own, 1 minute).
+  Flood(segment::audiences::v1::AudiencesService::Stub* stub, std::string space, std::string id,
+        absl::Duration deadline = absl::Minutes(5));
   ~Flood();  // Stop()s.
 
   // Starts keeping `backlog` calls of `caller` in flight.
@@ -73,6 +76,7 @@ class Flood {
 
   segment::audiences::v1::AudiencesService::Stub* const stub_;
   const std::string space_, id_;
+  const absl::Duration deadline_;
   mutable absl::Mutex mu_;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;

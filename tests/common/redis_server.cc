@@ -1,10 +1,12 @@
 #include "tests/common/redis_server.h"
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -57,6 +59,36 @@ absl::Status RedisServer::Kill() {
   absl::StatusOr<int> code = proc_->Stop(SIGKILL, absl::Seconds(5));
   proc_.reset();  // The destructor reaps a child that outlived Stop's bound.
   return code.ok() ? absl::OkStatus() : code.status();
+}
+
+namespace {
+
+absl::Status SignalServer(Subprocess* proc, int sig, const char* what) {
+  if (proc == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("redis-server is not running (", what, ")"));
+  }
+  if (::kill(proc->pid(), sig) != 0) {
+    return absl::InternalError(absl::StrCat(what, " of redis-server pid ", proc->pid(),
+                                            " failed: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RedisServer::Freeze() { return SignalServer(proc_.get(), SIGSTOP, "SIGSTOP"); }
+
+absl::Status RedisServer::Thaw() { return SignalServer(proc_.get(), SIGCONT, "SIGCONT"); }
+
+ScopedRedisFreeze::ScopedRedisFreeze(RedisServer* redis)
+    : redis_(redis), frozen_(redis->Freeze()) {}
+
+ScopedRedisFreeze::~ScopedRedisFreeze() { Thaw().IgnoreError(); }
+
+absl::Status ScopedRedisFreeze::Thaw() {
+  if (thawed_ || !frozen_.ok()) return absl::OkStatus();
+  thawed_ = true;
+  return redis_->Thaw();
 }
 
 std::string RedisServer::Output() { return proc_ == nullptr ? std::string() : proc_->Output(); }

@@ -22,7 +22,8 @@ bool RedisServerInstalled();
 // it before it is used). 0 when no socket could be bound.
 int FreePort();
 
-// One redis-server on 127.0.0.1:port. Not thread-safe. The destructor kills a running server.
+// One redis-server on 127.0.0.1:port. Not thread-safe. The destructor kills a running server
+// (frozen or not).
 class RedisServer {
  public:
   // port 0: a FreePort().
@@ -37,6 +38,13 @@ class RedisServer {
   // SIGKILL (no goodbye to clients), and waits until it is gone. Nothing when not running.
   absl::Status Kill();
 
+  // SIGSTOP: the process stays alive and its port keeps accepting TCP connections (the kernel
+  // completes the handshakes and queues what clients send), but nothing is answered until Thaw()
+  // (SIGCONT): a hung Redis, not a dead one. Prefer ScopedRedisFreeze, which always thaws.
+  // FailedPrecondition when not running; Internal when kill(2) fails.
+  absl::Status Freeze();
+  absl::Status Thaw();
+
   bool running() const { return proc_ != nullptr; }
   int port() const { return port_; }
   std::string url() const;  // redis://127.0.0.1:PORT
@@ -46,6 +54,26 @@ class RedisServer {
  private:
   int port_;
   std::unique_ptr<Subprocess> proc_;
+};
+
+// Freezes `redis` (RedisServer::Freeze) for its lifetime, so that a test whose assertion fails
+// mid-freeze never leaves a stopped redis-server behind. Thaw() ends the freeze early (and says
+// whether SIGCONT was delivered); the destructor thaws when that has not been done yet.
+class ScopedRedisFreeze {
+ public:
+  explicit ScopedRedisFreeze(RedisServer* redis);  // Not owned; must outlive this.
+  ~ScopedRedisFreeze();
+  ScopedRedisFreeze(const ScopedRedisFreeze&) = delete;
+  ScopedRedisFreeze& operator=(const ScopedRedisFreeze&) = delete;
+
+  // What Freeze() returned: the server is frozen only when this is OK.
+  const absl::Status& frozen() const { return frozen_; }
+  absl::Status Thaw();
+
+ private:
+  RedisServer* const redis_;
+  absl::Status frozen_;
+  bool thawed_ = false;
 };
 
 }  // namespace sag::testing
