@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/common/admission_windows.h"
+#include "tests/common/flood.h"
 #include "tests/common/redis_server.h"
 #include "tests/common/stack.h"
 
@@ -210,6 +212,90 @@ TEST_F(ScaleOutTest, RedisDownFallsBackAndComesBackWithoutAnyCallerError) {
   EXPECT_EQ(stats.value("status_429", -1), 0) << stats.dump();
   // The replicas said so in their logs.
   EXPECT_NE(replicas_[0]->gateway().Output().find("redis unreachable"), std::string::npos);
+}
+
+// The calls of `floods` that did not finish OK, and a description of the first one.
+int NotOk(const std::vector<std::unique_ptr<Flood>>& floods, std::string* first) {
+  int n = 0;
+  for (const auto& f : floods) {
+    for (const FloodCall& c : f->Finished()) {
+      if (c.code == grpc::StatusCode::OK) continue;
+      if (n++ == 0)
+        *first = absl::StrCat("code ", c.code, " after ", absl::FormatDuration(c.end - c.start));
+    }
+  }
+  return n;
+}
+
+// OK calls of `flood` that finished within [from, to).
+int OkIn(const Flood& flood, absl::Time from, absl::Time to) {
+  int n = 0;
+  for (const auto& [caller, ok] : flood.OkBetween(from, to)) n += ok;
+  return n;
+}
+
+// Redis hung rather than dead: SIGSTOP for 4 s under a steady flood on two replicas, then SIGCONT.
+// Its port still completes TCP handshakes (the kernel queues what clients send), so each replica
+// reconnects at once and sees its commands time out instead of being refused; after SIGCONT Redis
+// executes whatever was queued meanwhile. Every call must still be answered OK within its 15 s
+// deadline, the upstream must never answer 429, and no 1 s window (sliding, from the simulator's
+// request log) may hold more than the limit's 10 admissions: before, during or after the freeze.
+TEST_F(ScaleOutTest, RedisFrozenUnderAFloodCostsNoCallerErrorNo429AndNoBurst) {
+  StartReplicas(2, "GetAudience=10/1s,CreateAudience=6000/1m");
+  ASSERT_EQ(replicas_.size(), 2u);
+  v1::CreateAudienceRequest create = AudienceRequest(kSpace, "frozen");
+  v1::CreateAudienceResponse created;
+  ASSERT_TRUE(replicas_[0]->stub().CreateAudience(Context().get(), create, &created).ok());
+
+  // 4 calls in flight per replica (~0.8 s queued at 10/s together): deadlines of 15 s are ample.
+  std::vector<std::unique_ptr<Flood>> floods;
+  for (auto& r : replicas_) {
+    floods.push_back(
+        std::make_unique<Flood>(&r->stub(), kSpace, created.audience().id(), absl::Seconds(15)));
+    floods.back()->Start(kHeavy, 4);
+  }
+  // Steady state through Redis first: both replicas served calls.
+  for (auto& f : floods) ASSERT_TRUE(f->WaitForOk(15, absl::Seconds(30)));
+  const absl::Time frozen_at = absl::Now();
+  {
+    ScopedRedisFreeze freeze(&redis_);  // Thaws even when an assertion below returns early.
+    ASSERT_TRUE(freeze.frozen().ok()) << freeze.frozen();
+    absl::SleepFor(absl::Seconds(4));  // The scenario: Redis hung for 4 s.
+    absl::Status thawed = freeze.Thaw();
+    ASSERT_TRUE(thawed.ok()) << thawed;
+  }
+  const absl::Time thawed_at = absl::Now();
+  // Past the recovery windows (2 x 1 s): 25 more OK calls per replica (~5 s at 5/s each).
+  for (auto& f : floods) {
+    ASSERT_TRUE(f->WaitForOk(OkIn(*f, absl::InfinitePast(), thawed_at) + 25, absl::Seconds(30)));
+  }
+  for (auto& f : floods) ASSERT_TRUE(f->Stop(absl::Seconds(30)));
+
+  std::string first;
+  EXPECT_EQ(NotOk(floods, &first), 0) << "first: " << first;
+  // The replicas served throughout the freeze (their local 1/N share), and noticed it.
+  for (size_t i = 0; i < floods.size(); ++i) {
+    EXPECT_GE(OkIn(*floods[i], frozen_at + absl::Seconds(1), thawed_at), 5) << "replica " << i;
+    EXPECT_NE(replicas_[i]->gateway().Output().find("redis unreachable"), std::string::npos)
+        << "replica " << i << " never saw the freeze";
+  }
+  const nlohmann::json stats = replicas_[0]->SimStats();
+  EXPECT_EQ(stats.value("status_429", -1), 0) << stats.dump();
+  const std::vector<absl::Time> admitted = AdmittedAt(replicas_[0]->SimRequests(), "GetAudience");
+  ASSERT_EQ(static_cast<int64_t>(admitted.size()),
+            stats["by_operation"].value("GetAudience", int64_t{0}) - stats.value("status_429", 0))
+      << "the simulator's request log overflowed";
+  // Each 1 s window counted in the phase where it ends: "during" holds the switch to the local
+  // share, "after" the switch back.
+  const absl::Duration second = absl::Seconds(1);
+  const int before = MaxInWindow(admitted, second, absl::InfinitePast(), frozen_at - second);
+  const int during = MaxInWindow(admitted, second, frozen_at - second, thawed_at - second);
+  const int after = MaxInWindow(admitted, second, thawed_at - second, absl::InfiniteFuture());
+  std::cout << "most upstream admissions in any 1 s window (limit 10): before the freeze " << before
+            << ", during " << during << ", after SIGCONT " << after << "\n";
+  EXPECT_LE(before, 10);
+  EXPECT_LE(during, 10);
+  EXPECT_LE(after, 10);
 }
 
 }  // namespace
