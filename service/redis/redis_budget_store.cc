@@ -302,6 +302,20 @@ absl::Time FallbackBudgetStore::LocalTake(absl::string_view key, const Limit& li
   return now;
 }
 
+absl::Time FallbackBudgetStore::AfterShared(absl::Time now) const {
+  return options_.clock == nullptr ? now : std::max(now, options_.clock->Now());
+}
+
+absl::Time FallbackBudgetStore::LocalTakeAfterShared(absl::string_view key, const Limit& limit,
+                                                     const Limit& local_limit, absl::Time now) {
+  // A call that waited for Redis goes out now, not at `now`: pacing the next local slot from
+  // `now` would let it follow this one by less than the local interval (by up to the command
+  // timeout), and N replicas could then put more than the limit in one window.
+  const absl::Time out = AfterShared(now);
+  const absl::Time r = LocalTake(key, limit, local_limit, out);
+  return r <= out ? now : r;
+}
+
 void FallbackBudgetStore::MarkDegraded(const std::string& why) {
   bool changed = false;
   {
@@ -389,13 +403,13 @@ absl::StatusOr<absl::Time> FallbackBudgetStore::TryTake(absl::string_view key, L
     if (!r.ok()) {
       shared_errors_.fetch_add(1, std::memory_order_relaxed);
       MarkDegraded(std::string(r.status().message()));
-      return LocalTake(key, limit, local_limit, now);
+      return LocalTakeAfterShared(key, limit, local_limit, now);
     }
     MarkHealthy(generation, now);
     if (*r > now) return r;
     {
       absl::MutexLock lock(&mu_);
-      LocalCharge(key, limit, local_limit, now);
+      LocalCharge(key, limit, local_limit, AfterShared(now));
     }
     shared_admits_.fetch_add(1, std::memory_order_relaxed);
     return now;
@@ -405,13 +419,13 @@ absl::StatusOr<absl::Time> FallbackBudgetStore::TryTake(absl::string_view key, L
   if (!r.ok()) {
     shared_errors_.fetch_add(1, std::memory_order_relaxed);
     MarkDegraded(std::string(r.status().message()));
-    return LocalTake(key, limit, local_limit, now);
+    return LocalTakeAfterShared(key, limit, local_limit, now);
   }
   MarkHealthy(generation, now);
   if (*r <= now) {
     {
       absl::MutexLock lock(&mu_);
-      LocalCharge(key, limit, local_limit, now);  // The mirror.
+      LocalCharge(key, limit, local_limit, AfterShared(now));  // The mirror.
     }
     shared_admits_.fetch_add(1, std::memory_order_relaxed);
   }

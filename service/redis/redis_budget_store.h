@@ -103,6 +103,10 @@ struct FallbackOptions {
   // Called on every change of degraded(); `why` says what happened. Must not block or call back
   // into the store. Optional.
   std::function<void(bool degraded, const std::string& why)> on_state_change;
+  // The clock TryTake's `now` comes from (the Limiter's). Not owned. After a Redis call, which
+  // may take up to the client's command timeout, the local state is charged at this clock's time
+  // (when the call really goes out), never earlier than `now`.
+  Clock* clock = RealClock();
 };
 
 // The BudgetStore the gateway uses with --redis_url. Thread-safe; does not own `shared`.
@@ -112,8 +116,9 @@ struct FallbackOptions {
 // because recovery needs to check the local state without taking from it).
 //
 // Healthy: TryTake asks Redis. Every call this replica is admitted is also recorded in the local
-// state ("mirror"), so the local state knows how much of its 1/N share the replica has recently
-// used and the switch to the fallback cannot burst. The mirror's debt is capped: its next slot is
+// state ("mirror"; at the time the call goes out, after the Redis round trip: FallbackOptions::
+// clock), so the local state knows how much of its 1/N share the replica has recently used and
+// the switch to the fallback cannot burst. The mirror's debt is capped: its next slot is
 // never more than max(per, local interval) away, since a replica may take far more than 1/N
 // through Redis (all of it, when the others are idle), and that must not lock it out for minutes
 // once Redis goes away. The cap keeps what the mirror guarantees: a local admission never puts
@@ -176,6 +181,12 @@ class FallbackBudgetStore final : public ratelimit::BudgetStore {
   // Take from the local state alone (degraded); counts fallback admissions.
   absl::Time LocalTake(absl::string_view key, const ratelimit::Limit& limit,
                        const ratelimit::Limit& local_limit, absl::Time now)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // After a Redis call begun at `now`: the time the admitted call goes out (>= now).
+  absl::Time AfterShared(absl::Time now) const;
+  // LocalTake at AfterShared(now) after a failed Redis call; returns `now` when taken.
+  absl::Time LocalTakeAfterShared(absl::string_view key, const ratelimit::Limit& limit,
+                                  const ratelimit::Limit& local_limit, absl::Time now)
       ABSL_LOCKS_EXCLUDED(mu_);
   void MarkDegraded(const std::string& why) ABSL_LOCKS_EXCLUDED(mu_);
   // After a successful shared call: leaves degraded state / notes a reconnection.

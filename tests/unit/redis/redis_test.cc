@@ -366,6 +366,7 @@ TEST_F(RedisTest, RemainingZeroAfterTheSharedPacingFilledTheWindowBlocksNoReplic
     r.shared = std::make_unique<RedisBudgetStore>(r.client.get(), ro);
     FallbackOptions fo;
     fo.replicas = kReplicas;
+    fo.clock = &clock;
     r.store = std::make_unique<FallbackBudgetStore>(r.shared.get(), fo);
     r.limiter = std::make_unique<ratelimit::Limiter>(r.store.get(), &clock, &clock);
   }
@@ -453,6 +454,7 @@ TEST_F(RedisTest, FallbackDebtIsCappedAtOneWindow) {
   RedisBudgetStore shared(c.get(), ro);
   FallbackOptions fo;
   fo.replicas = 3;
+  fo.clock = &clock;
   FallbackBudgetStore store(&shared, fo);
   const absl::Time end = clock.Now() + absl::Seconds(60);
   absl::Time now = clock.Now();
@@ -488,6 +490,40 @@ TEST_F(RedisTest, FallbackDebtIsCappedAtOneWindow) {
   EXPECT_EQ(*r, now + store.Interval(limit));
   EXPECT_EQ(store.Interval(limit), absl::Milliseconds(306));
   EXPECT_EQ(store.stats().fallback_admits, 1u);
+}
+
+// Redis hung (SIGSTOP: connected, nothing answered): a call waits out the command timeout before
+// the fallback admits it, so it goes out that much later than the `now` it was asked at. The next
+// local slot must be one local interval after the call went out, not after `now`. (It was after
+// `now`: with two replicas at 1/2 of 10/1s, the upstream saw 11 calls in one second when the calls
+// before the thaw had waited for Redis and the first after it had not.)
+TEST_F(RedisTest, FallbackPacesFromWhenACallWentOutAfterARedisTimeout) {
+  const Limit limit{10, absl::Seconds(1)};
+  RedisOptions o = FastOptions(server_->url());
+  o.health_interval = absl::Hours(1);  // No PING meets the freeze first: the take does.
+  auto c = RedisClient::Create(o);
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE((*c)->WaitConnected(absl::Seconds(5)));
+  RedisBudgetStore shared(c->get());
+  FallbackOptions fo;
+  fo.replicas = 2;
+  FallbackBudgetStore store(&shared, fo);
+  sag::testing::ScopedRedisFreeze freeze(server_.get());
+  ASSERT_TRUE(freeze.frozen().ok()) << freeze.frozen();
+
+  const absl::Time asked = absl::Now();
+  auto r = store.TryTake("ws/Op", limit, asked);
+  const absl::Time went_out = absl::Now();
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, asked);  // Admitted (the local 1/2 share), after the Redis timeout:
+  EXPECT_GE(went_out - asked, o.command_timeout);
+  EXPECT_EQ(store.stats().fallback_admits, 1u);
+  ASSERT_TRUE(store.degraded());
+  r = store.TryTake("ws/Op", limit, went_out);
+  ASSERT_TRUE(r.ok()) << r.status();
+  // One local interval (204 ms) from when it went out, give or take the scheduler (not 100 ms).
+  EXPECT_GE(*r, went_out + store.Interval(limit) - o.command_timeout / 2)
+      << "next slot " << absl::FormatDuration(*r - went_out) << " after the call went out";
 }
 
 TEST_F(RedisTest, TwoReplicasTogetherAdmitAtMostTheLimit) {
