@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.." || exit 1
 deploy/local/install-deps.sh || exit 1
 build="${BUILD_DIR:-build/bench}"
 out="${OUT_DIR:-$build/results}"
-benches="${BENCHES:-proxy cache ratelimit lanes shares concurrency scaleout translate memory}"
+benches="${BENCHES:-proxy cache ratelimit lanes shares concurrency scaleout freeze translate memory}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
 targets=()
 for b in $benches; do targets+=("bench_$b"); done
@@ -42,6 +42,8 @@ for b in $benches; do
     concurrency) run concurrency "$bin/bench_concurrency" --calls=2000 --latency=500ms \
       --json="$out/concurrency.json" ;;
     scaleout) run scaleout "$bin/bench_scaleout" --seconds=10 --json="$out/scaleout.json" ;;
+    freeze) run freeze "$bin/bench_freeze" --replicas=2 --limit=10/1s --warmup=3s --freeze=4s \
+      --after=5s --json="$out/freeze.json" ;;
     translate) run translate "$bin/bench_translate" --benchmark_out="$out/translate.json" \
       --benchmark_out_format=json ;;
     memory) run memory "$bin/bench_memory" --calls=32000 --lanes=4 --limit=10/1s \

@@ -59,6 +59,7 @@ def main():
     ratelimit = load(directory, "ratelimit")
     concurrency = load(directory, "concurrency")
     scaleout = load(directory, "scaleout")
+    freeze = load(directory, "freeze")
     translate = load(directory, "translate")
     shares = load(directory, "shares")
     memory = load(directory, "memory")
@@ -154,6 +155,23 @@ def main():
         fmt(get(scaleout, "redis_trytake", "p50_ms"), "{:.3f}") + " / " +
         fmt(get(scaleout, "redis_trytake", "p99_ms"), "{:.3f}"))
 
+    # Redis frozen (SIGSTOP) under a flood on two replicas, then SIGCONT.
+    limit_n = None
+    if get(freeze, "limit"):
+        limit_n = int(get(freeze, "limit").split("/")[0])
+    windows = [get(freeze, p, "max_admissions_in_window") for p in ("before", "during", "after")]
+    row("redis freeze", "%s s frozen: most admissions in 1 window before / during / after" %
+        fmt(get(freeze, "freeze_s")), " / ".join(fmt(w) for w in windows), "limit " + fmt(limit_n),
+        "<= limit: " + goal(None if None in windows or limit_n is None else max(windows),
+                            lambda v: v <= limit_n))
+    failed = [get(freeze, p, "calls_failed") for p in ("before", "during", "after")]
+    row("redis freeze", "calls failed, upstream 429s",
+        fmt(None if None in failed else sum(failed)) + ", " + fmt(get(freeze, "upstream_429")), "",
+        "0, 0")
+    row("redis freeze", "call latency p99 during the freeze (ms)",
+        fmt(get(freeze, "during", "latency_p99_ms")),
+        "before " + fmt(get(freeze, "before", "latency_p99_ms")))
+
     # Callers sharing a lane by priority and weight (issue 17).
     heavy = get(shares, "heavy_share")
     row("shares", "batch weights 3:1 flooding %s: shares" % (get(shares, "limit") or "n/a"),
@@ -219,8 +237,8 @@ def main():
         "machine": {"cpus": os.cpu_count(), "system": platform.platform()},
         "rows": [dict(zip(("scenario", "figure", "value", "baseline", "goal"), r)) for r in rows],
         "raw": {"proxy": proxy, "cache": cache, "ratelimit": ratelimit,
-                "concurrency": concurrency, "scaleout": scaleout, "translate": translate, "shares": shares,
-                "memory": memory},
+                "concurrency": concurrency, "scaleout": scaleout, "freeze": freeze,
+                "translate": translate, "shares": shares, "memory": memory},
     }
     with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)
