@@ -492,6 +492,27 @@ TEST_F(RedisTest, FallbackDebtIsCappedAtOneWindow) {
   EXPECT_EQ(store.stats().fallback_admits, 1u);
 }
 
+// The guard the frozen-Redis tests rely on: nothing is answered while it lives, and the server
+// answers again once it is gone, without an explicit Thaw().
+TEST_F(RedisTest, ScopedRedisFreezeThawsWhenItGoesOutOfScope) {
+  auto c = NewClient();
+  {
+    sag::testing::ScopedRedisFreeze freeze(server_.get());
+    ASSERT_TRUE(freeze.frozen().ok()) << freeze.frozen();
+    absl::StatusOr<RedisReply> pong = c->Command({"PING"});
+    EXPECT_TRUE(absl::IsUnavailable(pong.status())) << pong.status();  // Timed out.
+  }
+  // The client reconnects in the background: the first PING may find it between connections.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  absl::StatusOr<RedisReply> pong = c->Command({"PING"});
+  while (!(pong.ok() && pong->str == "PONG") && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+    pong = c->Command({"PING"});
+  }
+  ASSERT_TRUE(pong.ok()) << pong.status();
+  EXPECT_EQ(pong->str, "PONG");
+}
+
 // Redis hung (SIGSTOP: connected, nothing answered): a call waits out the command timeout before
 // the fallback admits it, so it goes out that much later than the `now` it was asked at. The next
 // local slot must be one local interval after the call went out, not after `now`. (It was after
