@@ -71,7 +71,11 @@ GatewayServer::GatewayServer(ServerConfig config)
     : config_(std::move(config)),
       signals_(ShutdownSignals()),
       logger_(config_.log_level),
-      retry_budget_(RealClock(), RetryOptions()) {}
+      retry_budget_(RealClock(), RetryOptions()) {
+  // Lines (a call line per call) are written by the logger's own thread, every 50 ms or at once
+  // for warn and error: serving threads never write to stderr themselves.
+  logger_.StartBuffering(absl::Milliseconds(50));
+}
 
 GatewayServer::~GatewayServer() {
   {
@@ -414,6 +418,7 @@ void GatewayServer::WaitForSignals() {
     int again = 0;
     sigwait(&signals_, &again);
     logger_.Warn("second signal, exiting now", {{"signal", again}});
+    logger_.Flush();
     _exit(1);
   }).detach();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
