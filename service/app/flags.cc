@@ -48,6 +48,9 @@ ABSL_FLAG(std::string, client_ca, "",
           "PEM CA bundle: require and verify client certificates (mutual TLS); "
           "their SAN/CN "
           "name the caller.");
+ABSL_FLAG(int, redis_connections, 8,
+          "Connections to Redis (1..64): round trips of different rate-limit lanes overlap on "
+          "them.");
 ABSL_FLAG(int, replicas, 1,
           "Replicas sharing the budget (with --redis_url): while Redis is "
           "unreachable each takes "

@@ -26,6 +26,7 @@ ABSL_DECLARE_FLAG(std::string, tls_cert);
 ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, client_ca);
 ABSL_DECLARE_FLAG(int, replicas);
+ABSL_DECLARE_FLAG(int, redis_connections);
 ABSL_DECLARE_FLAG(absl::Duration, upstream_timeout);
 ABSL_DECLARE_FLAG(int, upstream_max_connections);
 ABSL_DECLARE_FLAG(int, queue_max);

@@ -71,7 +71,11 @@ GatewayServer::GatewayServer(ServerConfig config)
     : config_(std::move(config)),
       signals_(ShutdownSignals()),
       logger_(config_.log_level),
-      retry_budget_(RealClock(), RetryOptions()) {}
+      retry_budget_(RealClock(), RetryOptions()) {
+  // Lines (a call line per call) are written by the logger's own thread, every 50 ms or at once
+  // for warn and error: serving threads never write to stderr themselves.
+  logger_.StartBuffering(absl::Milliseconds(50));
+}
 
 GatewayServer::~GatewayServer() {
   {
@@ -92,6 +96,7 @@ GatewayServer::~GatewayServer() {
 // calls UNAVAILABLE, all while the gateway still exists.
 void GatewayServer::StopBackgroundWork() {
   timers_.Stop();
+  if (store_work_ != nullptr) store_work_->Stop();
   http_.reset();
   limiter_.reset();
 }
@@ -182,6 +187,7 @@ absl::Status GatewayServer::BuildSharedState() {
   if (!config_.redis_url.empty()) {
     redis::RedisOptions ro;
     ro.url = config_.redis_url;
+    ro.connections = config_.redis_connections;
     ro.on_state_change = RedisStateObserver(&logger_, config_.shown_redis);
     auto client = redis::RedisClient::Create(ro);
     if (!client.ok())
@@ -225,9 +231,14 @@ absl::Status GatewayServer::BuildGateway() {
     return access->ShareOf(caller);
   };
   lo.on_answer = LimiterObserver(metrics_.get(), &config_.access);
-  ratelimit::BudgetStore* budget =
-      fallback_budget_ != nullptr ? static_cast<ratelimit::BudgetStore*>(fallback_budget_.get())
-                                  : &in_process_budget_;
+  ratelimit::BudgetStore* budget = &in_process_budget_;
+  if (fallback_budget_ != nullptr) {
+    budget = fallback_budget_.get();
+    store_work_ = std::make_unique<WorkQueue>(redis_->options().connections);
+    lo.run_timer_work = [q = store_work_.get()](std::function<void()> fn) {
+      q->Run(std::move(fn));
+    };
+  }
   limiter_ = std::make_unique<ratelimit::Limiter>(budget, RealClock(), &timers_, lo);
   std::vector<std::string> names;
   for (const auto& ws : workspaces_) names.push_back(ws.name);
@@ -407,6 +418,7 @@ void GatewayServer::WaitForSignals() {
     int again = 0;
     sigwait(&signals_, &again);
     logger_.Warn("second signal, exiting now", {{"signal", again}});
+    logger_.Flush();
     _exit(1);
   }).detach();
   server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));

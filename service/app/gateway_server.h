@@ -39,6 +39,7 @@
 #include "service/cache/listing_cache.h"
 #include "service/common/clock.h"
 #include "service/common/memory_budget.h"
+#include "service/common/work_queue.h"
 #include "service/ratelimit/budget_store.h"
 #include "service/ratelimit/limiter.h"
 #include "service/ratelimit/preview_quota.h"
@@ -122,6 +123,9 @@ class GatewayServer {
   std::unique_ptr<redis::RedisPreviewQuota> redis_quota_;
   std::unique_ptr<redis::RedisInvalidation> invalidation_;
   RealTimers timers_;
+  // With Redis: the threads that run the limiter's timer work (a round trip to the shared budget
+  // each), one per Redis connection, so lanes' round trips overlap. Null without Redis.
+  std::unique_ptr<WorkQueue> store_work_;
   ratelimit::InProcessBudgetStore in_process_budget_;
   // Before the limiter: destroying the limiter answers its queued calls, which give their
   // preview quota back.

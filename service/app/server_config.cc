@@ -88,6 +88,10 @@ absl::Status ReadLimits(ServerConfig* c) {
   if (c->upstream_max_connections < 1) {
     return Bad("--upstream_max_connections must be at least 1");
   }
+  c->redis_connections = absl::GetFlag(FLAGS_redis_connections);
+  if (c->redis_connections < 1 || c->redis_connections > 64) {
+    return Bad("--redis_connections must be from 1 to 64");
+  }
   c->replicas = absl::GetFlag(FLAGS_replicas);
   if (c->replicas < 1) return Bad("--replicas must be at least 1");
   c->preview_monthly_quota = absl::GetFlag(FLAGS_preview_monthly_quota);

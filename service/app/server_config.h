@@ -58,6 +58,7 @@ struct ServerConfig {
   std::string redis_url;    // "" = in-process state
   std::string shown_redis;  // redis_url without its password, for logs
   int replicas = 1;
+  int redis_connections = 8;  // With redis_url: the pool, and the limiter's timer-work threads.
   int preview_monthly_quota = 0;
   std::string preview_quota_file;
 

@@ -348,18 +348,159 @@ std::set<std::string> FlagsSetOnCommandLine(int argc, const char* const* argv) {
   return names;
 }
 
+namespace {
+
+using Errors = std::vector<std::string>;
+
+// One `workspaces[i]` entry while it is read.
+struct WorkspaceEntry {
+  WorkspaceConfig ws;
+  std::set<std::string> keys;
+  bool has_name = false;
+  bool has_token_file = false;
+};
+
+// `name`, `token_file` or `upstream_url` of an entry: a string, checked for its key.
+void ParseWorkspaceString(const std::string& field, const std::string& name, const YAML::Node& key,
+                          const YAML::Node& value, WorkspaceEntry& e, Errors& errors) {
+  if (value.IsNull() || !value.IsDefined()) {
+    // name and token_file are reported as required by CheckWorkspaceEntry.
+    if (name == "upstream_url") {
+      errors.push_back(absl::StrCat("config: ", field, ": has no value", At(key)));
+    }
+    return;
+  }
+  if (!value.IsScalar()) {
+    errors.push_back(absl::StrCat("config: ", field, ": expected a string", At(value)));
+    return;
+  }
+  const std::string text = value.Scalar();
+  if (name == "name") {
+    if (!IsValidId(text)) {
+      errors.push_back(absl::StrCat("config: ", field, ": invalid name '", Printable(text),
+                                    "' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,127})", At(value)));
+      return;
+    }
+    e.has_name = true;
+    e.ws.name = text;
+  } else if (name == "token_file") {
+    if (text.empty()) return;  // Reported as required by CheckWorkspaceEntry.
+    e.has_token_file = true;
+    e.ws.token_file = text;
+  } else {
+    const bool http = absl::StartsWith(text, "http://") && text.size() > 7;
+    const bool https = absl::StartsWith(text, "https://") && text.size() > 8;
+    if (!http && !https) {
+      errors.push_back(absl::StrCat("config: ", field, ": '", Printable(text),
+                                    "' is not an http:// or https:// URL", At(value)));
+      return;
+    }
+    e.ws.upstream_url = text;
+  }
+}
+
+// `spaces` of an entry: null (no restriction) or a list of distinct space ids.
+void ParseWorkspaceSpaces(const std::string& field, const YAML::Node& value, WorkspaceEntry& e,
+                          Errors& errors) {
+  if (value.IsNull()) return;
+  if (!value.IsSequence()) {
+    errors.push_back(absl::StrCat("config: ", field, ": expected a list of space ids", At(value)));
+    return;
+  }
+  size_t s = 0;
+  std::set<std::string> mine;
+  for (const YAML::Node& space : value) {
+    const std::string space_path = absl::StrCat(field, "[", s++, "]");
+    if (!space.IsScalar() || !IsValidId(space.Scalar())) {
+      errors.push_back(
+          absl::StrCat("config: ", space_path, ": invalid space id",
+                       space.IsScalar() ? absl::StrCat(" '", Printable(space.Scalar()), "'") : "",
+                       " (want [A-Za-z0-9][A-Za-z0-9_.-]{0,127})", At(space)));
+      continue;
+    }
+    if (!mine.insert(space.Scalar()).second) {
+      errors.push_back(absl::StrCat("config: ", space_path, ": space '", space.Scalar(),
+                                    "' listed twice", At(space)));
+      continue;
+    }
+    e.ws.spaces.push_back(space.Scalar());
+  }
+}
+
+// The keys of one entry (a mapping), each checked on its own.
+WorkspaceEntry ParseWorkspaceEntry(const std::string& path, const YAML::Node& item,
+                                   Errors& errors) {
+  WorkspaceEntry e;
+  for (const auto& entry : item) {
+    const YAML::Node& key = entry.first;
+    const YAML::Node& value = entry.second;
+    if (!key.IsScalar()) {
+      errors.push_back(absl::StrCat("config: ", path, ": keys must be plain names", At(key)));
+      continue;
+    }
+    const std::string name = key.Scalar();
+    const std::string field = absl::StrCat(path, ".", Printable(name));
+    if (!e.keys.insert(name).second) {
+      errors.push_back(absl::StrCat("config: ", field, ": duplicate key", At(key)));
+    } else if (name == "name" || name == "token_file" || name == "upstream_url") {
+      ParseWorkspaceString(field, name, key, value, e, errors);
+    } else if (name == "spaces") {
+      ParseWorkspaceSpaces(field, value, e, errors);
+    } else {
+      errors.push_back(absl::StrCat("config: ", field,
+                                    ": unknown key (want name, token_file, spaces, upstream_url)",
+                                    At(key)));
+    }
+  }
+  return e;
+}
+
+// Across entries: names are unique, a space is served by one workspace.
+struct WorkspaceOwners {
+  std::map<std::string, std::string> name;   // name -> path of the workspace using it
+  std::map<std::string, std::string> space;  // space id -> workspace name
+};
+
+// What an entry must have (name, token_file), and what no other entry may have.
+void CheckWorkspaceEntry(const std::string& path, const YAML::Node& item, const WorkspaceEntry& e,
+                         WorkspaceOwners& owners, Errors& errors) {
+  if (!e.has_name) {
+    if (e.keys.count("name") == 0 || item["name"].IsNull()) {
+      errors.push_back(absl::StrCat("config: ", path, ".name: required", At(item)));
+    }
+  } else if (auto [it, inserted] = owners.name.emplace(e.ws.name, path); !inserted) {
+    errors.push_back(absl::StrCat("config: ", path, ".name: '", e.ws.name,
+                                  "' is already the name of ", it->second, At(item)));
+  }
+  const YAML::Node token_file = item["token_file"];
+  if (!e.has_token_file && (!token_file.IsDefined() || token_file.IsNull() ||
+                            (token_file.IsScalar() && token_file.Scalar().empty()))) {
+    errors.push_back(absl::StrCat("config: ", path, ".token_file: required", At(item)));
+  }
+  if (!e.has_name) return;
+  for (const std::string& space : e.ws.spaces) {
+    auto [it, inserted] = owners.space.emplace(space, e.ws.name);
+    if (!inserted && it->second != e.ws.name) {
+      errors.push_back(absl::StrCat("config: ", path, ".spaces: space '", space,
+                                    "' is already served by workspace '", it->second, "'",
+                                    At(item)));
+    }
+  }
+}
+
+}  // namespace
+
 absl::StatusOr<std::vector<WorkspaceConfig>> ParseWorkspaces(const YAML::Node& root) {
   std::vector<WorkspaceConfig> workspaces;
   if (!root.IsDefined() || !root.IsMap()) return workspaces;
   const YAML::Node section = root["workspaces"];
   if (!section.IsDefined()) return workspaces;
-  std::vector<std::string> errors;
   if (!section.IsSequence()) {
     return Problems(
         {absl::StrCat("config: workspaces: expected a list of workspaces", At(section))});
   }
-  std::map<std::string, std::string> name_owner;   // name -> path of the workspace using it
-  std::map<std::string, std::string> space_owner;  // space id -> workspace name
+  Errors errors;
+  WorkspaceOwners owners;
   size_t index = 0;
   for (const YAML::Node& item : section) {
     const std::string path = absl::StrCat("workspaces[", index++, "]");
@@ -368,115 +509,9 @@ absl::StatusOr<std::vector<WorkspaceConfig>> ParseWorkspaces(const YAML::Node& r
           "config: ", path, ": expected a mapping with name, token_file, spaces", At(item)));
       continue;
     }
-    WorkspaceConfig ws;
-    std::set<std::string> keys;
-    bool has_name = false;
-    bool has_token_file = false;
-    for (const auto& entry : item) {
-      const YAML::Node& key = entry.first;
-      const YAML::Node& value = entry.second;
-      if (!key.IsScalar()) {
-        errors.push_back(absl::StrCat("config: ", path, ": keys must be plain names", At(key)));
-        continue;
-      }
-      const std::string name = key.Scalar();
-      const std::string field = absl::StrCat(path, ".", Printable(name));
-      if (!keys.insert(name).second) {
-        errors.push_back(absl::StrCat("config: ", field, ": duplicate key", At(key)));
-        continue;
-      }
-      if (name == "name" || name == "token_file" || name == "upstream_url") {
-        if (value.IsNull() || !value.IsDefined()) {
-          if (name != "upstream_url") continue;  // reported as required below
-          errors.push_back(absl::StrCat("config: ", field, ": has no value", At(key)));
-          continue;
-        }
-        if (!value.IsScalar()) {
-          errors.push_back(absl::StrCat("config: ", field, ": expected a string", At(value)));
-          continue;
-        }
-        const std::string text = value.Scalar();
-        if (name == "name") {
-          if (!IsValidId(text)) {
-            errors.push_back(absl::StrCat("config: ", field, ": invalid name '", Printable(text),
-                                          "' (want [A-Za-z0-9][A-Za-z0-9_.-]{0,127})", At(value)));
-            continue;
-          }
-          has_name = true;
-          ws.name = text;
-        } else if (name == "token_file") {
-          if (text.empty()) continue;  // reported as required below
-          has_token_file = true;
-          ws.token_file = text;
-        } else {
-          const bool http = absl::StartsWith(text, "http://") && text.size() > 7;
-          const bool https = absl::StartsWith(text, "https://") && text.size() > 8;
-          if (!http && !https) {
-            errors.push_back(absl::StrCat("config: ", field, ": '", Printable(text),
-                                          "' is not an http:// or https:// URL", At(value)));
-            continue;
-          }
-          ws.upstream_url = text;
-        }
-      } else if (name == "spaces") {
-        if (value.IsNull()) continue;  // no restriction
-        if (!value.IsSequence()) {
-          errors.push_back(
-              absl::StrCat("config: ", field, ": expected a list of space ids", At(value)));
-          continue;
-        }
-        size_t s = 0;
-        std::set<std::string> mine;
-        for (const YAML::Node& space : value) {
-          const std::string space_path = absl::StrCat(field, "[", s++, "]");
-          if (!space.IsScalar() || !IsValidId(space.Scalar())) {
-            errors.push_back(absl::StrCat(
-                "config: ", space_path, ": invalid space id",
-                space.IsScalar() ? absl::StrCat(" '", Printable(space.Scalar()), "'") : "",
-                " (want [A-Za-z0-9][A-Za-z0-9_.-]{0,127})", At(space)));
-            continue;
-          }
-          if (!mine.insert(space.Scalar()).second) {
-            errors.push_back(absl::StrCat("config: ", space_path, ": space '", space.Scalar(),
-                                          "' listed twice", At(space)));
-            continue;
-          }
-          ws.spaces.push_back(space.Scalar());
-        }
-      } else {
-        errors.push_back(absl::StrCat("config: ", field,
-                                      ": unknown key (want name, token_file, spaces, "
-                                      "upstream_url)",
-                                      At(key)));
-      }
-    }
-    if (!has_name) {
-      if (keys.count("name") == 0 || item["name"].IsNull()) {
-        errors.push_back(absl::StrCat("config: ", path, ".name: required", At(item)));
-      }
-    } else {
-      auto [it, inserted] = name_owner.emplace(ws.name, path);
-      if (!inserted) {
-        errors.push_back(absl::StrCat("config: ", path, ".name: '", ws.name,
-                                      "' is already the name of ", it->second, At(item)));
-      }
-    }
-    const YAML::Node token_file = item["token_file"];
-    if (!has_token_file && (!token_file.IsDefined() || token_file.IsNull() ||
-                            (token_file.IsScalar() && token_file.Scalar().empty()))) {
-      errors.push_back(absl::StrCat("config: ", path, ".token_file: required", At(item)));
-    }
-    if (has_name) {
-      for (size_t s = 0; s < ws.spaces.size(); ++s) {
-        auto [it, inserted] = space_owner.emplace(ws.spaces[s], ws.name);
-        if (!inserted && it->second != ws.name) {
-          errors.push_back(absl::StrCat("config: ", path, ".spaces: space '", ws.spaces[s],
-                                        "' is already served by workspace '", it->second, "'",
-                                        At(item)));
-        }
-      }
-    }
-    workspaces.push_back(std::move(ws));
+    WorkspaceEntry e = ParseWorkspaceEntry(path, item, errors);
+    CheckWorkspaceEntry(path, item, e, owners, errors);
+    workspaces.push_back(std::move(e.ws));
   }
   if (!errors.empty()) return Problems(errors);
   return workspaces;

@@ -596,8 +596,15 @@ void Limiter::Impl::Rearm(Lane& lane) {
   const uint64_t gen = ++lane.timer_gen;
   std::weak_ptr<Impl> weak = weak_from_this();
   Lane* target = &lane;
-  lane.timer = timers_->Schedule(when, [weak, target, gen] {
+  auto work = [weak, target, gen] {
     if (std::shared_ptr<Impl> self = weak.lock()) self->OnTimer(*target, gen);
+  };
+  lane.timer = timers_->Schedule(when, [this, weak, work] {
+    if (std::shared_ptr<Impl> self = weak.lock(); self && options_.run_timer_work) {
+      options_.run_timer_work(work);
+    } else {
+      work();
+    }
   });
   lane.timer_at = when;
   lane.has_timer = true;

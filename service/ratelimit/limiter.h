@@ -32,9 +32,9 @@
 //   - Where `admit` runs: an answer known at once (a free slot with an empty queue, any immediate
 //     refusal) runs inline, on the thread calling Acquire/Requeue, before it returns (and the
 //     returned Ticket is kNoTicket). An answer for a queued call runs on the Timers thread (slot,
-//     deadline), or inline on the thread calling Cancel (CANCELLED) or the destructor
-//     (UNAVAILABLE). `admit` never runs under the limiter's lock: it may call back into the
-//     Limiter. It must not block.
+//     deadline; on a thread of LimiterOptions::run_timer_work when set), or inline on the thread
+//     calling Cancel (CANCELLED) or the destructor (UNAVAILABLE). `admit` never runs under the
+//     limiter's lock: it may call back into the Limiter. It must not block.
 //   - Waiting holds no thread: each lane with waiting calls has exactly one pending timer, at
 //     its next slot or its earliest queued deadline, whichever comes first. No polling.
 //   - Deadline-aware admission: a call that would wait estimates its wait as
@@ -160,6 +160,12 @@ struct LimiterOptions {
   // The fraction of a lane's admissions batch callers get while interactive calls wait too,
   // 0..1 (clamped). 0: batch goes only when no interactive call waits.
   double batch_min_share = 0.1;
+  // Where a lane's timer work runs: it asks the store for the next slot, with Redis a network
+  // round trip. Unset: on the Timers thread itself, so lanes' round trips queue behind each
+  // other there (fine for an in-process store). Given (e.g. WorkQueue::Run on a few threads),
+  // the timer thread only hands the work over and several lanes' round trips overlap. Must
+  // not run the function inline; may drop it when shutting down.
+  std::function<void(std::function<void()>)> run_timer_work;
   // Called once per answer, outside the lock, on the thread that runs `admit`, just before it
   // (e.g. a queue-wait histogram). Must not block; must not call back into the Limiter.
   std::function<void(const AnswerEvent&)> on_answer;

@@ -294,7 +294,12 @@ absl::Time FallbackBudgetStore::LocalTake(absl::string_view key, const Limit& li
                                           const Limit& local_limit, absl::Time now) {
   {
     absl::MutexLock lock(&mu_);
-    const absl::Time allowed = LocalAllowedAt(key, local_limit);
+    if (degraded_from_ == absl::InfinitePast()) degraded_from_ = now;  // The episode's first.
+    absl::Time allowed = LocalAllowedAt(key, local_limit);
+    if (replicas_ > 1) {
+      allowed =
+          std::max(allowed, degraded_from_ + ratelimit::EmissionInterval(local_limit, local_gcra_));
+    }
     if (now < allowed) return allowed;
     LocalCharge(key, limit, local_limit, now);
   }
@@ -348,6 +353,7 @@ void FallbackBudgetStore::MarkHealthy(uint64_t generation, absl::Time now) {
       changed = true;
     }
     degraded_flag_ = false;
+    degraded_from_ = absl::InfinitePast();
     seen_generation_ = generation;
     degraded_.store(false, std::memory_order_release);
   }

@@ -133,6 +133,13 @@ struct FallbackOptions {
 // checked first without taking; it is charged only when Redis admits). Calls made during the
 // outage are not in Redis; this keeps every window of length `per` within the limit (no burst
 // when Redis returns). After that, windows contain only Redis-admitted calls.
+// Entering degraded: with N > 1 no local admission comes sooner than one local interval (N x T)
+// after the episode's first local take. The mirror only knows this replica's calls: when the
+// shared pacing had filled the window just before the outage (calls T apart from all replicas),
+// a replica that had taken less than 1/N of them could otherwise take a local call at once, one
+// over the limit in that window (seen: 11 of 10). Every pre-outage call is before the episode
+// began; with each replica waiting N x T, the window ending at any time t holds at most
+// (per - (t - start)) / T of them plus N per N x T of local calls, together within the limit.
 // Limitation: a replica cut off from a Redis that the others still reach takes its 1/N on top of
 // what the others take through Redis (at most 1/N over the limit while the partition lasts).
 class FallbackBudgetStore final : public ratelimit::BudgetStore {
@@ -207,6 +214,8 @@ class FallbackBudgetStore final : public ratelimit::BudgetStore {
   bool degraded_flag_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t seen_generation_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time recovery_from_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // The first local take of the current degraded episode (InfinitePast while healthy).
+  absl::Time degraded_from_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
 
   std::atomic<bool> degraded_{false};
   std::atomic<uint64_t> shared_admits_{0};

@@ -233,10 +233,11 @@ absl::StatusOr<std::unique_ptr<RedisClient>> RedisClient::Create(RedisOptions op
   if (options.command_timeout <= absl::ZeroDuration() ||
       options.connect_timeout <= absl::ZeroDuration() ||
       options.min_backoff <= absl::ZeroDuration() || options.max_backoff < options.min_backoff ||
-      options.health_interval <= absl::ZeroDuration()) {
+      options.health_interval <= absl::ZeroDuration() || options.connections < 1 ||
+      options.checkout_timeout < absl::ZeroDuration() || options.connections > 64) {
     return absl::InvalidArgumentError(
         "redis options: timeouts, back-off and health interval must be > 0 (max_backoff >= "
-        "min_backoff)");
+        "min_backoff), connections 1..64");
   }
   // hiredis writes with write(2): a server that closed the connection would raise SIGPIPE and
   // kill the process. Ignore it (once, process-wide) unless someone installed a handler.
@@ -262,9 +263,13 @@ RedisClient::~RedisClient() {
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  absl::MutexLock lock(&conn_mu_);
-  if (ctx_ != nullptr) redisFree(ctx_);
-  ctx_ = nullptr;
+  std::vector<redisContext*> idle;
+  {
+    absl::MutexLock lock(&pool_mu_);
+    closed_ = true;
+    idle = DropLocked();
+  }
+  for (redisContext* c : idle) redisFree(c);
 }
 
 void RedisClient::Notify(bool up, const std::string& detail) {
@@ -273,12 +278,71 @@ void RedisClient::Notify(bool up, const std::string& detail) {
   if (options_.on_state_change) options_.on_state_change(up, detail);
 }
 
-void RedisClient::DropLocked(const std::string& why) {
-  if (ctx_ != nullptr) redisFree(ctx_);
-  ctx_ = nullptr;
-  connected_.store(false, std::memory_order_release);
+void RedisClient::Wake() {
   absl::MutexLock lock(&state_mu_);
   wake_ = true;
+}
+
+std::vector<redisContext*> RedisClient::DropLocked() {
+  std::vector<redisContext*> idle;
+  idle.swap(idle_);
+  busy_ = 0;
+  up_ = false;
+  ++epoch_;
+  connected_.store(false, std::memory_order_release);
+  return idle;
+}
+
+absl::StatusOr<RedisClient::Lease> RedisClient::Checkout() {
+  absl::MutexLock lock(&pool_mu_);
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_mu_) {
+    return !up_ || closed_ || !idle_.empty();
+  };
+  const absl::Duration wait = options_.checkout_timeout > absl::ZeroDuration()
+                                  ? options_.checkout_timeout
+                                  : options_.command_timeout;
+  pool_mu_.AwaitWithTimeout(absl::Condition(&ready), wait);
+  if (!up_ || closed_) {
+    return absl::UnavailableError(
+        absl::StrCat("redis ", RedactedUrl(url_), ": not connected (reconnecting)"));
+  }
+  if (idle_.empty()) {
+    return absl::UnavailableError(absl::StrCat("redis ", RedactedUrl(url_), ": all ",
+                                               options_.connections, " connections busy for ",
+                                               absl::FormatDuration(wait)));
+  }
+  Lease lease{idle_.back(), epoch_};
+  idle_.pop_back();
+  ++busy_;
+  return lease;
+}
+
+void RedisClient::Return(Lease lease) {
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (lease.epoch == epoch_ && !closed_) {
+      idle_.push_back(lease.ctx);
+      --busy_;
+      return;
+    }
+  }
+  redisFree(lease.ctx);  // The pool was dropped while the command ran.
+}
+
+bool RedisClient::Drop(Lease lease) {
+  std::vector<redisContext*> idle;
+  bool dropped = false;
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (lease.epoch == epoch_) {
+      idle = DropLocked();
+      dropped = true;
+    }
+  }
+  redisFree(lease.ctx);
+  for (redisContext* c : idle) redisFree(c);
+  if (dropped) Wake();
+  return dropped;
 }
 
 absl::StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& args) {
@@ -290,35 +354,30 @@ absl::StatusOr<RedisReply> RedisClient::Command(const std::vector<std::string>& 
     argv.push_back(a.data());
     lens.push_back(a.size());
   }
-  std::string dropped;
-  absl::StatusOr<RedisReply> out;
-  {
-    absl::MutexLock lock(&conn_mu_);
-    if (ctx_ == nullptr) {
-      failures_.fetch_add(1, std::memory_order_relaxed);
-      return absl::UnavailableError(
-          absl::StrCat("redis ", RedactedUrl(url_), ": not connected (reconnecting)"));
-    }
-    commands_.fetch_add(1, std::memory_order_relaxed);
-    auto* r = static_cast<redisReply*>(
-        redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
-    if (r == nullptr) {
-      failures_.fetch_add(1, std::memory_order_relaxed);
-      dropped =
-          absl::StrCat("redis ", RedactedUrl(url_), ": ",
-                       ctx_->err == REDIS_ERR_IO && absl::StrContains(ctx_->errstr, "temporarily")
-                           ? "command timed out"
-                           : ctx_->errstr,
-                       " (connection dropped, reconnecting)");
-      DropLocked(dropped);
-      out = absl::UnavailableError(dropped);
-    } else {
-      out = ToRedisReply(r);
-      freeReplyObject(r);
-    }
+  absl::StatusOr<Lease> lease = Checkout();
+  if (!lease.ok()) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    return lease.status();
   }
-  if (!dropped.empty()) Notify(false, dropped);
-  return out;
+  commands_.fetch_add(1, std::memory_order_relaxed);
+  redisContext* ctx = lease->ctx;
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(ctx, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (r != nullptr) {
+    RedisReply out = ToRedisReply(r);
+    freeReplyObject(r);
+    Return(*lease);
+    return out;
+  }
+  failures_.fetch_add(1, std::memory_order_relaxed);
+  const std::string why =
+      absl::StrCat("redis ", RedactedUrl(url_), ": ",
+                   ctx->err == REDIS_ERR_IO && absl::StrContains(ctx->errstr, "temporarily")
+                       ? "command timed out"
+                       : ctx->errstr,
+                   " (connection dropped, reconnecting)");
+  if (Drop(*lease)) Notify(false, why);
+  return absl::UnavailableError(why);
 }
 
 absl::StatusOr<RedisReply> RedisClient::Eval(const RedisScript& script,
@@ -363,6 +422,48 @@ RedisClient::Stats RedisClient::stats() const {
   return s;
 }
 
+bool RedisClient::Fill() {
+  int missing;
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (closed_) return false;
+    missing = options_.connections - (up_ ? static_cast<int>(idle_.size()) + busy_ : 0);
+  }
+  std::vector<redisContext*> made;  // Connected without any lock, published in one step.
+  std::string error;
+  for (int i = 0; i < missing; ++i) {
+    absl::StatusOr<redisContext*> c =
+        Connect(url_, options_.connect_timeout, options_.command_timeout);
+    if (!c.ok()) {
+      connect_errors_.fetch_add(1, std::memory_order_relaxed);
+      error = std::string(c.status().message());
+      break;
+    }
+    connects_.fetch_add(1, std::memory_order_relaxed);
+    made.push_back(*c);
+  }
+  if (made.empty()) {
+    if (!error.empty()) Notify(false, error);
+    return connected();
+  }
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (!closed_) {
+      // New connections (the pool coming up, or ones added to a pool left short) may reach a
+      // restarted server: a new generation either way.
+      if (!up_) ++epoch_;
+      up_ = true;
+      idle_.insert(idle_.end(), made.begin(), made.end());
+      made.clear();
+      generation_.fetch_add(1, std::memory_order_acq_rel);
+      connected_.store(true, std::memory_order_release);
+    }
+  }
+  for (redisContext* c : made) redisFree(c);  // Closed meanwhile.
+  Notify(true, absl::StrCat("connected to ", RedactedUrl(url_)));
+  return true;
+}
+
 void RedisClient::Loop() {
   absl::Duration backoff = options_.min_backoff;
   // Waits up to `d` for a wake-up or stop; returns false when stopping.
@@ -383,40 +484,31 @@ void RedisClient::Loop() {
       if (stop_) return;
     }
     if (!connected()) {
-      absl::StatusOr<redisContext*> c =
-          Connect(url_, options_.connect_timeout, options_.command_timeout);
-      if (c.ok()) {
-        {
-          absl::MutexLock lock(&conn_mu_);
-          if (ctx_ != nullptr) redisFree(ctx_);
-          ctx_ = *c;
-          generation_.fetch_add(1, std::memory_order_acq_rel);
-          connected_.store(true, std::memory_order_release);
-        }
-        connects_.fetch_add(1, std::memory_order_relaxed);
+      if (Fill()) {
         backoff = options_.min_backoff;
-        Notify(true, absl::StrCat("connected to ", RedactedUrl(url_)));
         continue;
       }
-      connect_errors_.fetch_add(1, std::memory_order_relaxed);
-      Notify(false, std::string(c.status().message()));
       if (!wait(backoff)) return;
       backoff = std::min(backoff * 2, options_.max_backoff);
       continue;
     }
     if (!wait(options_.health_interval)) return;
-    if (connected()) {
-      absl::StatusOr<RedisReply> pong = Command({"PING"});
-      if (pong.ok() && pong->is_error() && IsTransientError(pong->str)) {
-        // The server answers but cannot serve (loading, replica, ...): treat as down.
-        {
-          absl::MutexLock lock(&conn_mu_);
-          DropLocked(pong->str);
-        }
-        Notify(false, absl::StrCat("redis: ", pong->str));
-      }
-    }
+    if (connected()) CheckHealth();
   }
+}
+
+void RedisClient::CheckHealth() {
+  Fill();  // A pool left short by a failed connect gets its connections back.
+  absl::StatusOr<RedisReply> pong = Command({"PING"});
+  if (!pong.ok() || !pong->is_error() || !IsTransientError(pong->str)) return;
+  // The server answers but cannot serve (loading, replica, ...): treat as down.
+  std::vector<redisContext*> idle;
+  {
+    absl::MutexLock lock(&pool_mu_);
+    idle = DropLocked();
+  }
+  for (redisContext* c : idle) redisFree(c);
+  Notify(false, absl::StrCat("redis: ", pong->str));
 }
 
 }  // namespace sag::redis

@@ -16,9 +16,15 @@
 // action (hiredis writes with write(2); a closed server connection must give EPIPE, not kill the
 // process).
 //
-// Thread safety: every method of RedisClient is thread-safe. Commands share one connection and are
-// serialised (a loopback round trip is ~50-100 us); a slow Redis therefore delays concurrent
-// callers by at most `command_timeout` each before they all fail fast.
+// Connections: a pool of `connections` (default 8). A command checks one out, runs on it with no
+// lock held, and gives it back, so commands from different threads overlap: with a Redis 40 ms
+// away, four lanes' round trips take 40 ms, not 160. When every connection is busy a command
+// waits (no lock held) up to `checkout_timeout` for one, then fails with UNAVAILABLE. The pool is
+// one unit: a command that fails (I/O error, timeout) drops every connection, the ones in use when
+// they come back, so a dead or frozen server costs one timeout, not one per connection; the
+// background thread then connects the whole pool again.
+//
+// Thread safety: every method of RedisClient is thread-safe.
 #ifndef SAG_SERVICE_REDIS_REDIS_CLIENT_H_
 #define SAG_SERVICE_REDIS_REDIS_CLIENT_H_
 
@@ -101,6 +107,10 @@ struct RedisOptions {
   // While connected, the background thread PINGs this often, so a dead server is noticed (and
   // degraded state reported) even when no commands are sent.
   absl::Duration health_interval = absl::Seconds(1);
+  // Connections in the pool (1..64): how many commands can be under way at once.
+  int connections = 8;
+  // How long a command waits for a connection when every one is busy; zero: command_timeout.
+  absl::Duration checkout_timeout = absl::ZeroDuration();
   // Called from the background thread (or, for a disconnect, from the thread whose command
   // failed) whenever the connection comes up or goes down; `detail` says why. Must not block and
   // must not call back into the client. Optional.
@@ -127,7 +137,7 @@ class RedisClient {
   // a RedisReply of type kError, not as a status. UNAVAILABLE: no live connection, I/O error or
   // timeout (nothing is known about whether the server executed it).
   absl::StatusOr<RedisReply> Command(const std::vector<std::string>& args)
-      ABSL_LOCKS_EXCLUDED(conn_mu_);
+      ABSL_LOCKS_EXCLUDED(pool_mu_);
 
   // EVALSHA, falling back to EVAL (which loads the script) on NOSCRIPT. Error replies become
   // UNAVAILABLE when they mean the server cannot serve now (LOADING, READONLY, MASTERDOWN, BUSY,
@@ -137,8 +147,9 @@ class RedisClient {
 
   // Whether a connection is up now (cheap, lock-free).
   bool connected() const { return connected_.load(std::memory_order_acquire); }
-  // Incremented on every successful (re)connection: a change means the server may have restarted
-  // (state lost) and that any command after the change ran on a new connection.
+  // Incremented every time the pool comes up (first connection, and every reconnection after a
+  // drop, or a connection added later to a partly filled pool): a change means the server may
+  // have restarted (state lost) and that any command after the change ran on a new connection.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
   // Blocks until connected or `timeout` passes; returns connected().
   bool WaitConnected(absl::Duration timeout) ABSL_LOCKS_EXCLUDED(state_mu_);
@@ -149,16 +160,38 @@ class RedisClient {
 
  private:
   RedisClient(RedisOptions options, RedisUrl url);
-  void Loop() ABSL_LOCKS_EXCLUDED(conn_mu_, state_mu_);
-  // Drops the connection (conn_mu_ held) and wakes the connector.
-  void DropLocked(const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(conn_mu_);
+  // A connection checked out of the pool, with the pool's epoch when it was taken.
+  struct Lease {
+    redisContext* ctx = nullptr;
+    uint64_t epoch = 0;
+  };
+  void Loop() ABSL_LOCKS_EXCLUDED(pool_mu_, state_mu_);
+  // Connects until the pool holds `connections`; returns false when not one could be made.
+  bool Fill() ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // Tops the pool up and PINGs; a server that answers but cannot serve drops the pool.
+  void CheckHealth() ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // An idle connection, waiting up to command_timeout for one; UNAVAILABLE when the pool is down
+  // or stays busy.
+  absl::StatusOr<Lease> Checkout() ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // Gives a healthy connection back (freed instead when the pool was dropped meanwhile).
+  void Return(Lease lease) ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // A command failed on `lease`: frees it, drops the pool (unless already dropped since the lease
+  // was taken) and wakes the connector. Returns whether this call dropped it.
+  bool Drop(Lease lease) ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // Drops the pool (pool_mu_ held); returns the idle connections for the caller to free unlocked.
+  std::vector<redisContext*> DropLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_mu_);
+  void Wake() ABSL_LOCKS_EXCLUDED(state_mu_);
   void Notify(bool up, const std::string& detail);
 
   const RedisOptions options_;
   const RedisUrl url_;
 
-  absl::Mutex conn_mu_;
-  redisContext* ctx_ ABSL_GUARDED_BY(conn_mu_) = nullptr;
+  absl::Mutex pool_mu_;
+  std::vector<redisContext*> idle_ ABSL_GUARDED_BY(pool_mu_);
+  int busy_ ABSL_GUARDED_BY(pool_mu_) = 0;  // Checked out in the current epoch.
+  bool up_ ABSL_GUARDED_BY(pool_mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(pool_mu_) = false;
+  uint64_t epoch_ ABSL_GUARDED_BY(pool_mu_) = 0;  // +1 on every drop: old leases are stale.
 
   absl::Mutex state_mu_;
   bool stop_ ABSL_GUARDED_BY(state_mu_) = false;

@@ -124,7 +124,7 @@ struct Gateway::CallInfo {
   std::string caller;
   std::string space;
   std::string request_id;
-  std::string trace_id;  // From a valid traceparent, else "".
+  TraceContext trace;  // From the caller's traceparent/tracestate (trace_id "" when none).
   absl::Time start;
   std::string cache;  // x-cache value, for listings.
 };
@@ -158,7 +158,7 @@ void Gateway::Report(const CallInfo& info, const absl::Status& status,
     line.queue_wait = report.queue_wait;
     line.retries = std::max(0, report.attempts - 1);  // Every resend, 429s included.
     line.request_id = info.request_id;
-    line.trace_id = info.trace_id;
+    line.trace_id = info.trace.trace_id;
     if (!status.ok()) line.error = std::string(status.message());
     log->LogCall(line);
   }
@@ -327,9 +327,35 @@ absl::Status Gateway::ChargeMemory(Call* call, size_t request_bytes) {
   return absl::OkStatus();
 }
 
-bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
+bool Gateway::Route(absl::string_view rpc, grpc::CallbackServerContext* context,
                     const google::protobuf::Message& request, Call* call, CallInfo& info,
-                    ExchangeParams& params) {
+                    Routed& routed) {
+  StartInfo(rpc, context, request, info);
+  auto fail = [this, call, &info](const absl::Status& status) {
+    Fail(call, info, status);
+    return false;
+  };
+  if (absl::Status memory = ChargeMemory(call, request.ByteSizeLong()); !memory.ok()) {
+    return fail(memory);
+  }
+  auto it = builders_.find(rpc);
+  if (it == builders_.end()) return fail(absl::UnimplementedError(absl::StrCat(rpc)));
+  routed.builder = it->second.get();
+  if (absl::Status who = IdentifyAndAuthorize(context, info); !who.ok()) return fail(who);
+  absl::StatusOr<const Workspace*> selected =
+      SelectWorkspace(Metadata(context, "x-segment-workspace"), info.space);
+  if (!selected.ok()) return fail(selected.status());
+  routed.workspace = *selected;
+  info.workspace = routed.workspace->name;
+  routed.deadline = absl::FromChrono(context->deadline());
+  if (routed.deadline <= env_->clock->Now()) {
+    return fail(absl::DeadlineExceededError("the caller's deadline passed before the call"));
+  }
+  return true;
+}
+
+void Gateway::StartInfo(absl::string_view rpc, grpc::CallbackServerContext* context,
+                        const google::protobuf::Message& request, CallInfo& info) {
   info.start = env_->clock->Now();
   info.rpc = std::string(rpc);
   info.caller = Metadata(context, "x-caller-id");
@@ -337,81 +363,74 @@ bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
   info.request_id = Metadata(context, "x-request-id");
   if (!telemetry::IsValidRequestId(info.request_id)) info.request_id = telemetry::NewRequestId();
   context->AddInitialMetadata("x-request-id", info.request_id);
-  const TraceContext trace = TraceContextFromMetadata(context->client_metadata());
-  info.trace_id = trace.trace_id;
+  info.trace = TraceContextFromMetadata(context->client_metadata());
   const auto* space_field = request.GetDescriptor()->FindFieldByName("space_id");
   if (space_field != nullptr) {
     info.space = request.GetReflection()->GetString(request, space_field);
     if (info.space.size() > ops::kMaxIdLength) info.space.resize(ops::kMaxIdLength);
   }
   if (observers_.metrics != nullptr) observers_.metrics->calls_in_flight->Get()->Increment();
+}
 
-  auto fail = [this, call, &info](const absl::Status& status) {
-    Report(info, status, ExchangeReport{});
-    if (call->Claim()) call->Finish(ToGrpcStatus(status));
-    return false;
-  };
-
-  if (absl::Status memory = ChargeMemory(call, request.ByteSizeLong()); !memory.ok()) {
-    return fail(memory);
-  }
-  auto it = builders_.find(rpc);
-  if (it == builders_.end()) return fail(absl::UnimplementedError(absl::StrCat(rpc)));
-  const ops::RequestBuilder& builder = *it->second;
-
-  // Who is calling, and may they?
-  if (parts_.access != nullptr) {
-    auth::PeerInfo peer;
-    auto auth_context = context->auth_context();
-    if (auth_context != nullptr && auth_context->IsPeerAuthenticated()) {
-      for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
-        for (const auto& v : auth_context->FindPropertyValues(property)) {
-          peer.cert_names.emplace_back(v.data(), v.size());
-        }
+absl::Status Gateway::IdentifyAndAuthorize(grpc::CallbackServerContext* context, CallInfo& info) {
+  if (parts_.access == nullptr) return absl::OkStatus();
+  auth::PeerInfo peer;
+  auto auth_context = context->auth_context();
+  if (auth_context != nullptr && auth_context->IsPeerAuthenticated()) {
+    for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
+      for (const auto& v : auth_context->FindPropertyValues(property)) {
+        peer.cert_names.emplace_back(v.data(), v.size());
       }
     }
-    peer.api_key = Metadata(context, "x-api-key");
-    peer.caller_id_hint = Metadata(context, "x-caller-id");
-    peer.address = context->peer();
-    absl::StatusOr<std::string> caller = parts_.access->Identify(peer);
-    if (!caller.ok()) return fail(caller.status());
-    info.caller = *caller;
-    if (absl::Status allowed = parts_.access->Authorize(*caller, rpc, info.space); !allowed.ok()) {
-      return fail(allowed);
-    }
   }
+  peer.api_key = Metadata(context, "x-api-key");
+  peer.caller_id_hint = Metadata(context, "x-caller-id");
+  peer.address = context->peer();
+  absl::StatusOr<std::string> caller = parts_.access->Identify(peer);
+  if (!caller.ok()) return caller.status();
+  info.caller = *caller;
+  return parts_.access->Authorize(*caller, info.rpc, info.space);
+}
 
-  absl::StatusOr<const Workspace*> selected =
-      SelectWorkspace(Metadata(context, "x-segment-workspace"), info.space);
-  if (!selected.ok()) return fail(selected.status());
-  const Workspace& ws = **selected;
-  info.workspace = ws.name;
-
-  absl::StatusOr<upstream::HttpRequest> http =
-      builder.Build(request, ws.upstream_url.empty() ? options_.upstream_url : ws.upstream_url);
-  if (!http.ok()) return fail(http.status());
-
+absl::Status Gateway::Plan(const Routed& routed, const CallInfo& info,
+                           const google::protobuf::Message& request, ExchangeParams& params) {
+  const Workspace& ws = *routed.workspace;
+  absl::StatusOr<upstream::HttpRequest> http = routed.builder->Build(
+      request, ws.upstream_url.empty() ? options_.upstream_url : ws.upstream_url);
+  if (!http.ok()) return http.status();
   absl::StatusOr<std::string> token = ws.tokens->Token();
   if (!token.ok()) {
-    return fail(absl::UnavailableError(absl::StrCat("no Segment token for workspace '", ws.name,
-                                                    "': ", token.status().message())));
+    return absl::UnavailableError(
+        absl::StrCat("no Segment token for workspace '", ws.name, "': ", token.status().message()));
   }
   http->headers.emplace_back("Authorization", absl::StrCat("Bearer ", *token));
   http->headers.emplace_back("X-Request-Id", info.request_id);
-  AddTraceHeaders(trace, &http->headers);
-
-  params.builder = &builder;
+  AddTraceHeaders(info.trace, &http->headers);
+  params.builder = routed.builder;
   params.http = *std::move(http);
   params.secret = *std::move(token);
-  params.lane = absl::StrCat(ws.name, "/", rpc);
-  params.limit = LimitOf(rpc);
+  params.lane = absl::StrCat(ws.name, "/", info.rpc);
+  params.limit = LimitOf(info.rpc);
   params.caller = info.caller;
   params.space = info.space;
-  params.deadline = absl::FromChrono(context->deadline());
-  if (params.deadline <= env_->clock->Now()) {
-    return fail(absl::DeadlineExceededError("the caller's deadline passed before the call"));
-  }
-  return true;
+  params.deadline = routed.deadline;
+  return absl::OkStatus();
+}
+
+bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
+                    const google::protobuf::Message& request, Call* call, CallInfo& info,
+                    ExchangeParams& params) {
+  Routed routed;
+  if (!Route(rpc, context, request, call, info, routed)) return false;
+  absl::Status planned = Plan(routed, info, request, params);
+  if (planned.ok()) return true;
+  Fail(call, info, planned);
+  return false;
+}
+
+void Gateway::Fail(Call* call, const CallInfo& info, const absl::Status& status) {
+  Report(info, status, ExchangeReport{});
+  if (call->Claim()) call->Finish(ToGrpcStatus(status));
 }
 
 grpc::ServerUnaryReactor* Gateway::Handle(absl::string_view rpc,
@@ -469,9 +488,9 @@ grpc::ServerUnaryReactor* Gateway::HandleListing(absl::string_view rpc,
     return call;
   }
   auto info = std::make_shared<CallInfo>();
-  ExchangeParams params;
-  if (!Admit(rpc, context, *call->request, call, *info, params)) return call;
-  ServeListing(context, call, std::move(info), *call->request, response, std::move(params));
+  Routed routed;
+  if (!Route(rpc, context, *call->request, call, *info, routed)) return call;
+  ServeListing(context, call, std::move(info), *call->request, response, routed);
   return call;
 }
 
@@ -501,87 +520,106 @@ absl::StatusOr<std::string> Serialized(absl::Status status,
 
 void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
                            std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
-                           grpc::ByteBuffer* response, ExchangeParams params) {
+                           grpc::ByteBuffer* response, const Routed& routed) {
   // A workspace whose token the API rejects gets no listing from the cache: its callers see the
   // real error (upstream_auth.h).
-  bool bypass =
+  const bool bypass =
       parts_.cache == nullptr || auth_state_->Rejected(info->workspace) ||
       absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
-  // Answers the call with a listing's bytes or an error, once.
-  auto answer = [this, call, context, response](
-                    CallInfo& info, absl::StatusOr<cache::ListingCache::Bytes> value,
-                    cache::Outcome outcome, const ExchangeReport& report) {
-    info.cache = std::string(cache::OutcomeName(outcome));
-    if (observers_.metrics != nullptr && parts_.cache != nullptr) {
-      observers_.metrics->cache_requests->WithLabels({info.rpc, info.cache})->Increment();
-    }
-    Report(info, value.status(),
-           outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass
-               ? report
-               : ExchangeReport{});
-    if (!call->Claim()) return;
-    context->AddInitialMetadata("x-cache", info.cache);
-    if (value.ok()) ShareInto(*value, response);
-    call->Finish(ToGrpcStatus(value.status()));
-  };
-
   std::string key;
   if (parts_.cache != nullptr) {
-    std::string canonical;
-    {
-      google::protobuf::io::StringOutputStream out(&canonical);
-      google::protobuf::io::CodedOutputStream coded(&out);
-      coded.SetSerializationDeterministic(true);
-      request.SerializeToCodedStream(&coded);
-    }
-    key = cache::MakeKey(info->workspace, info->space, info->rpc, canonical);
+    key = ListingKey(*info, request);
     // The common case first, with nothing built for a fetch that will not happen.
     if (!bypass) {
       if (std::optional<cache::ListingCache::Bytes> hit = parts_.cache->FreshHit(key)) {
-        answer(*info, *std::move(hit), cache::Outcome::kHit, ExchangeReport{});
+        AnswerListing(context, call, response, *info, *std::move(hit), cache::Outcome::kHit,
+                      ExchangeReport{});
         return;
       }
     }
   }
-
+  // Upstream planning, only now that the listing may be fetched.
+  ExchangeParams params;
+  if (absl::Status planned = Plan(routed, *info, request, params); !planned.ok()) {
+    Fail(call, *info, planned);
+    return;
+  }
   auto report = std::make_shared<ExchangeReport>();
   auto timer = std::make_shared<std::atomic<Timers::TimerId>>(0);
   Timers* timers = env_->timers;
-  auto finished = [answer, info, report, timer, timers](
-                      absl::StatusOr<cache::ListingCache::Bytes> value, cache::Outcome outcome) {
+  cache::ListingCache::Done finished = [this, context, call, response, info, report, timer, timers](
+                                           absl::StatusOr<cache::ListingCache::Bytes> value,
+                                           cache::Outcome outcome) {
     if (Timers::TimerId t = timer->exchange(0); t != 0) timers->Cancel(t);
-    answer(*info, std::move(value), outcome, *report);
+    AnswerListing(context, call, response, *info, std::move(value), outcome, *report);
   };
-
   if (parts_.cache == nullptr) {
-    // No cache configured: a plain exchange on the caller's deadline, answered as a bypass.
-    auto exchange = Exchange::Start(
-        env_, std::move(params),
-        WatchingAuth(info->workspace, [finished, report](
-                                          absl::Status status,
-                                          std::unique_ptr<google::protobuf::Message> answer,
-                                          const ExchangeReport& r) {
-          *report = r;
-          absl::StatusOr<std::string> bytes = Serialized(std::move(status), answer);
-          if (!bytes.ok()) return finished(bytes.status(), cache::Outcome::kBypass);
-          finished(std::make_shared<const std::string>(*std::move(bytes)), cache::Outcome::kBypass);
-        }));
-    call->SetExchange(std::move(exchange));
+    FetchUncached(call, *info, std::move(params), std::move(finished), std::move(report));
     return;
   }
-
   cache::ListingCache::Lookup lookup;
   lookup.key = std::move(key);
   lookup.tags =
       cache::ListingTags(info->workspace, info->space, info->rpc,
                          info->rpc == cache::kListAudiences ? "" : StringField(request, "id"));
   lookup.bypass = bypass;
+  cache::ListingCache::WaiterId waiter = parts_.cache->Get(
+      lookup, SharedFetch(info->workspace, std::move(params), report), std::move(finished));
+  if (waiter != cache::ListingCache::kNoWaiter) WatchListingWait(context, call, waiter, timer);
+}
 
+std::string Gateway::ListingKey(const CallInfo& info, const google::protobuf::Message& request) {
+  std::string canonical;
+  {
+    google::protobuf::io::StringOutputStream out(&canonical);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    request.SerializeToCodedStream(&coded);
+  }
+  return cache::MakeKey(info.workspace, info.space, info.rpc, canonical);
+}
+
+void Gateway::AnswerListing(grpc::CallbackServerContext* context, Call* call,
+                            grpc::ByteBuffer* response, CallInfo& info,
+                            absl::StatusOr<cache::ListingCache::Bytes> value,
+                            cache::Outcome outcome, const ExchangeReport& report) {
+  info.cache = std::string(cache::OutcomeName(outcome));
+  if (observers_.metrics != nullptr && parts_.cache != nullptr) {
+    observers_.metrics->cache_requests->WithLabels({info.rpc, info.cache})->Increment();
+  }
+  const bool upstream = outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass;
+  Report(info, value.status(), upstream ? report : ExchangeReport{});
+  if (!call->Claim()) return;
+  context->AddInitialMetadata("x-cache", info.cache);
+  if (value.ok()) ShareInto(*value, response);
+  call->Finish(ToGrpcStatus(value.status()));
+}
+
+void Gateway::FetchUncached(Call* call, const CallInfo& info, ExchangeParams params,
+                            cache::ListingCache::Done finished,
+                            std::shared_ptr<ExchangeReport> report) {
+  // No cache configured: a plain exchange on the caller's deadline, answered as a bypass.
+  auto exchange = Exchange::Start(
+      env_, std::move(params),
+      WatchingAuth(info.workspace, [finished = std::move(finished), report](
+                                       absl::Status status,
+                                       std::unique_ptr<google::protobuf::Message> answer,
+                                       const ExchangeReport& r) {
+        *report = r;
+        absl::StatusOr<std::string> bytes = Serialized(std::move(status), answer);
+        if (!bytes.ok()) return finished(bytes.status(), cache::Outcome::kBypass);
+        finished(std::make_shared<const std::string>(*std::move(bytes)), cache::Outcome::kBypass);
+      }));
+  call->SetExchange(std::move(exchange));
+}
+
+cache::ListingCache::Fetch Gateway::SharedFetch(std::string workspace, ExchangeParams params,
+                                                std::shared_ptr<ExchangeReport> report) {
   // The shared upstream call: not bound to any one caller's deadline or cancellation.
   params.deadline = env_->clock->Now() + env_->upstream_timeout;
   params.deadline_is_callers = false;
-  auto fetch = [this, params = std::move(params), report,
-                workspace = info->workspace](cache::ListingCache::FetchDone done) {
+  return [this, params = std::move(params), report,
+          workspace = std::move(workspace)](cache::ListingCache::FetchDone done) {
     Exchange::Start(
         env_, params,
         WatchingAuth(workspace, [done, report](absl::Status status,
@@ -591,17 +629,18 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
           done(Serialized(std::move(status), answer));
         }));
   };
+}
 
-  cache::ListingCache::WaiterId waiter =
-      parts_.cache->Get(lookup, std::move(fetch), std::move(finished));
-  if (waiter == cache::ListingCache::kNoWaiter) return;
+void Gateway::WatchListingWait(grpc::CallbackServerContext* context, Call* call,
+                               cache::ListingCache::WaiterId waiter,
+                               const std::shared_ptr<std::atomic<Timers::TimerId>>& timer) {
   // Leave the wait at the caller's deadline (a stale answer beats none) or on cancellation.
   cache::ListingCache* listing_cache = parts_.cache;
   absl::Time deadline = absl::FromChrono(context->deadline());
   absl::Duration left = deadline - env_->clock->Now();
   absl::Duration margin = std::min(absl::Milliseconds(100), left / 10);
   if (deadline != absl::InfiniteFuture()) {
-    timer->store(timers->Schedule(deadline - margin, [listing_cache, waiter] {
+    timer->store(env_->timers->Schedule(deadline - margin, [listing_cache, waiter] {
       listing_cache->Abandon(waiter, absl::DeadlineExceededError(
                                          "the caller's deadline passed waiting for the listing"));
     }));

@@ -35,6 +35,7 @@
 #include "service/operations/request_builder.h"
 #include "service/ratelimit/limits.h"
 #include "service/server/exchange.h"
+#include "service/server/trace_context.h"
 #include "service/server/upstream_auth.h"
 #include "service/telemetry/gateway_metrics.h"
 #include "service/telemetry/logger.h"
@@ -122,11 +123,33 @@ class Gateway {
  private:
   struct CallInfo;
   class Call;
-  // What every call does before its upstream exchange: request id, caller, access, workspace,
-  // the REST request and its token. Returns false after finishing `call` with the error.
+  // What routing decided for a call: its operation, its workspace, its deadline.
+  struct Routed {
+    const ops::RequestBuilder* builder = nullptr;
+    const Workspace* workspace = nullptr;
+    absl::Time deadline = absl::InfiniteFuture();
+  };
+  // Stage 1, routing, for every call: request id and trace context, the memory charge, the
+  // operation, caller identity and access, the workspace, a deadline not yet passed. Builds
+  // nothing for the upstream. Returns false after finishing `call` with the error.
+  bool Route(absl::string_view rpc, grpc::CallbackServerContext* context,
+             const google::protobuf::Message& request, Call* call, CallInfo& info, Routed& routed);
+  // The call's identity for its log line: rpc, caller hint, request id, trace, space.
+  void StartInfo(absl::string_view rpc, grpc::CallbackServerContext* context,
+                 const google::protobuf::Message& request, CallInfo& info);
+  // With access control: the caller's identity (into info.caller) and whether it may call.
+  absl::Status IdentifyAndAuthorize(grpc::CallbackServerContext* context, CallInfo& info);
+  // Stage 2, upstream planning, only for a call that will go upstream (a listing: on a cache
+  // miss): the REST request (INVALID_ARGUMENT when the request cannot be one), the workspace's
+  // token (UNAVAILABLE without one), the headers, and the exchange's lane, limit and deadline.
+  absl::Status Plan(const Routed& routed, const CallInfo& info,
+                    const google::protobuf::Message& request, ExchangeParams& params);
+  // Route, then Plan (every call that is not a listing).
   bool Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
              const google::protobuf::Message& request, Call* call, CallInfo& info,
              ExchangeParams& params);
+  // Reports `status` and finishes `call` with it, unless already finished.
+  void Fail(Call* call, const CallInfo& info, const absl::Status& status);
   // Charges `call` its share of the memory budget (env->memory): the parked cost and twice the
   // request's size; or RESOURCE_EXHAUSTED.
   absl::Status ChargeMemory(Call* call, size_t request_bytes);
@@ -139,9 +162,27 @@ class Gateway {
         observers_(observers) {}
   // Serves a cacheable listing through the cache (hit, singleflight miss, stale, bypass), or
   // straight from the upstream when no cache is configured.
+  // A fresh hit is answered without planning an upstream request.
   void ServeListing(grpc::CallbackServerContext* context, Call* call,
                     std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
-                    grpc::ByteBuffer* response, ExchangeParams params);
+                    grpc::ByteBuffer* response, const Routed& routed);
+  // The cache key: workspace, space, rpc and the request's deterministic bytes.
+  static std::string ListingKey(const CallInfo& info, const google::protobuf::Message& request);
+  // Answers a listing call once: x-cache, the cache metric, the log line, the bytes or the error.
+  void AnswerListing(grpc::CallbackServerContext* context, Call* call, grpc::ByteBuffer* response,
+                     CallInfo& info, absl::StatusOr<cache::ListingCache::Bytes> value,
+                     cache::Outcome outcome, const ExchangeReport& report);
+  // Without a cache: one exchange on the caller's deadline, answered as a bypass.
+  void FetchUncached(Call* call, const CallInfo& info, ExchangeParams params,
+                     cache::ListingCache::Done finished, std::shared_ptr<ExchangeReport> report);
+  // The fetch the cache runs for every caller waiting on the key: on its own deadline
+  // (now + upstream_timeout), not bound to any caller.
+  cache::ListingCache::Fetch SharedFetch(std::string workspace, ExchangeParams params,
+                                         std::shared_ptr<ExchangeReport> report);
+  // A caller waiting on the cache leaves at its deadline (less a margin) or when it cancels.
+  void WatchListingWait(grpc::CallbackServerContext* context, Call* call,
+                        cache::ListingCache::WaiterId waiter,
+                        const std::shared_ptr<std::atomic<Timers::TimerId>>& timer);
   // A write sent with `idempotency-key`: checks the key, then replays the recorded answer,
   // parks the call until the first call with the key answers, or runs it (StartKeyedWrite).
   void ServeKeyedWrite(grpc::CallbackServerContext* context, Call* call,

@@ -107,6 +107,85 @@ Logger::Logger(std::FILE* out, LogLevel min_level)
 Logger::Logger(std::ostream* out, LogLevel min_level)
     : stream_(out), min_level_(min_level), now_([] { return absl::Now(); }) {}
 
+Logger::~Logger() {
+  {
+    absl::MutexLock lock(&buffer_mu_);
+    stop_ = true;
+  }
+  if (writer_.joinable()) writer_.join();  // It writes out the rest first.
+}
+
+void Logger::StartBuffering(absl::Duration flush_interval) {
+  if (buffering_.exchange(true)) return;
+  flush_interval_ = flush_interval > absl::ZeroDuration() ? flush_interval : absl::Milliseconds(50);
+  writer_ = std::thread([this] { WriterLoop(); });
+}
+
+void Logger::Flush() {
+  if (!buffering_.load(std::memory_order_acquire)) return;
+  absl::MutexLock lock(&buffer_mu_);
+  const uint64_t target = appended_;
+  wake_ = true;
+  auto done = [this, target]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(buffer_mu_) { return written_ >= target || stop_; };
+  buffer_mu_.Await(absl::Condition(&done));
+}
+
+void Logger::WriterLoop() {
+  constexpr size_t kFlushAt = size_t{64} << 10;
+  while (true) {
+    std::string chunk;
+    bool stopping;
+    {
+      absl::MutexLock lock(&buffer_mu_);
+      auto due = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buffer_mu_) {
+        return wake_ || stop_ || buffer_.size() >= kFlushAt;
+      };
+      buffer_mu_.AwaitWithTimeout(absl::Condition(&due), flush_interval_);
+      wake_ = false;
+      stopping = stop_;
+      chunk.swap(buffer_);
+    }
+    if (!chunk.empty()) WriteOut(chunk);  // No lock held: this thread is the only writer.
+    {
+      absl::MutexLock lock(&buffer_mu_);
+      written_ += chunk.size();
+    }
+    if (stopping) {
+      absl::MutexLock lock(&buffer_mu_);
+      if (buffer_.empty()) return;  // Else one more round writes what came meanwhile.
+    }
+  }
+}
+
+void Logger::Emit(LogLevel level, std::string text) {
+  constexpr size_t kMaxWaiting = size_t{4} << 20;
+  if (!buffering_.load(std::memory_order_acquire)) {
+    absl::MutexLock lock(&write_mu_);
+    WriteOut(text);
+    return;
+  }
+  absl::MutexLock lock(&buffer_mu_);
+  // Nothing is dropped: past the bound, wait for the writer to take the buffer.
+  auto room = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(buffer_mu_) {
+    return buffer_.size() < kMaxWaiting || stop_;
+  };
+  buffer_mu_.Await(absl::Condition(&room));
+  buffer_ += text;
+  appended_ += text.size();
+  if (level >= LogLevel::kWarn) wake_ = true;
+}
+
+void Logger::WriteOut(absl::string_view text) {
+  if (file_ != nullptr) {
+    std::fwrite(text.data(), 1, text.size(), file_);
+    std::fflush(file_);
+  } else if (stream_ != nullptr) {
+    stream_->write(text.data(), static_cast<std::streamsize>(text.size()));
+    stream_->flush();
+  }
+}
+
 std::string Logger::FormatTime(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
 }
@@ -185,21 +264,44 @@ void Logger::Write(LogLevel level, absl::string_view msg, nlohmann::ordered_json
   line["level"] = std::string(LogLevelName(level));
   line["msg"] = std::string(msg);
   for (auto& [key, value] : fields.items()) line[key] = std::move(value);
+  auto dump = [](const nlohmann::ordered_json& j) {
+    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  };
+  std::string text = dump(line);
   if (has_secrets_.load(std::memory_order_acquire)) {
     absl::ReaderMutexLock lock(&secrets_mu_);
-    Scrub(&line);
+    if (!ScrubText(&text)) {
+      Scrub(&line);
+      text = dump(line);
+    }
   }
-  std::string text = line.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
   text += '\n';
+  Emit(level, std::move(text));
+}
 
-  absl::MutexLock lock(&write_mu_);
-  if (file_ != nullptr) {
-    std::fwrite(text.data(), 1, text.size(), file_);
-    std::fflush(file_);
-  } else if (stream_ != nullptr) {
-    stream_->write(text.data(), static_cast<std::streamsize>(text.size()));
-    stream_->flush();
+bool Logger::ScrubText(std::string* text) const {
+  // A secret of at least 16 of these characters is written as is in JSON (no escaping), holds
+  // none of the text's structure ("{}[],:\\) and is longer than any number or literal in a line;
+  // found anywhere but right after a backslash (inside an escape), redacting it in the text
+  // redacts it in the field it belongs to and keeps the line valid JSON.
+  auto plain = [](const std::string& s) {
+    return s.size() >= 16 && std::all_of(s.begin(), s.end(), [](char c) {
+             return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
+                    c == '-' || c == '~' || c == '+' || c == '/' || c == '=';
+           });
+  };
+  for (const std::string& secret : secrets_) {
+    if (!plain(secret)) return false;
+    for (size_t at = text->find(secret); at != std::string::npos; at = text->find(secret, at + 1)) {
+      if (at > 0 && (*text)[at - 1] == '\\') return false;
+    }
   }
+  for (const std::string& secret : secrets_) {  // Longest first.
+    if (text->find(secret) != std::string::npos) {
+      *text = absl::StrReplaceAll(*text, {{secret, kRedacted}});
+    }
+  }
+  return true;
 }
 
 }  // namespace telemetry

@@ -7,23 +7,32 @@
 // fields, see CallLog.
 //
 // Promises:
-//  - Thread-safe. A line is formatted outside the lock and written with one write under it, then
-//    flushed: lines from different threads never interleave, and a crash loses no written line.
+//  - Thread-safe; lines from different threads never interleave.
+//  - Unbuffered (the default): a line is formatted outside the lock and written with one write
+//    under it, then flushed, so a crash loses no line.
+//  - Buffered (StartBuffering, what the gateway uses): a line is formatted on the calling thread
+//    and appended to a buffer; one writer thread writes the buffer out every `flush_interval`,
+//    at once when a warn or error line arrives or the buffer passes 64 KiB. The calling thread
+//    never does I/O and no lock is held across the write. Nothing is dropped: past 4 MiB waiting,
+//    a caller waits for the writer. Flush() and the destructor write everything out; a crash may
+//    lose the lines of the last interval.
 //  - Always valid JSON: invalid UTF-8 in any string is replaced (U+FFFD).
 //  - Secret scrubbing: every registered secret (AddSecret) that appears in a field value, a field
 //    name or msg is replaced by "[redacted]" before the line is written. Belt and braces: the
 //    gateway never puts a token in a log line in the first place.
 //  - Below-minimum levels cost one atomic load (check Enabled() before building costly fields).
 //
-// Does not: rotate files, buffer, sample, or format for humans (pipe through `jq` for that).
+// Does not: rotate files, sample, or format for humans (pipe through `jq` for that).
 #ifndef SAG_SERVICE_TELEMETRY_LOGGER_H_
 #define SAG_SERVICE_TELEMETRY_LOGGER_H_
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <ostream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -88,6 +97,13 @@ class Logger {
   Logger(std::ostream* out, LogLevel min_level);
   Logger(const Logger&) = delete;
   Logger& operator=(const Logger&) = delete;
+  ~Logger();  // Writes out what is buffered.
+
+  // From now on lines are buffered and written by a writer thread (see the file comment). Call
+  // once, before logging from several threads.
+  void StartBuffering(absl::Duration flush_interval);
+  // Returns once every line logged before the call is written (at once when unbuffered).
+  void Flush();
 
   void set_min_level(LogLevel level) { min_level_.store(level, std::memory_order_relaxed); }
   LogLevel min_level() const { return min_level_.load(std::memory_order_relaxed); }
@@ -135,6 +151,13 @@ class Logger {
 
  private:
   void Write(LogLevel level, absl::string_view msg, nlohmann::ordered_json fields);
+  // Writes `text` (whole lines) now, or hands it to the writer thread when buffering.
+  void Emit(LogLevel level, std::string text);
+  void WriteOut(absl::string_view text);  // The I/O itself.
+  void WriterLoop() ABSL_LOCKS_EXCLUDED(buffer_mu_);
+  // Redacts every secret in the line's JSON text, or false when a secret has a character JSON
+  // escapes or that could cross the text's structure (then the line is scrubbed field by field).
+  bool ScrubText(std::string* text) const ABSL_SHARED_LOCKS_REQUIRED(secrets_mu_);
   void Scrub(nlohmann::ordered_json* value) const ABSL_SHARED_LOCKS_REQUIRED(secrets_mu_);
   std::string ScrubString(std::string s) const ABSL_SHARED_LOCKS_REQUIRED(secrets_mu_);
 
@@ -145,7 +168,18 @@ class Logger {
   std::atomic<bool> has_secrets_{false};
   mutable absl::Mutex secrets_mu_;
   std::vector<std::string> secrets_ ABSL_GUARDED_BY(secrets_mu_);  // longest first
-  absl::Mutex write_mu_;
+  absl::Mutex write_mu_;                                           // Unbuffered writes.
+
+  // Buffered mode.
+  absl::Mutex buffer_mu_;
+  std::atomic<bool> buffering_{false};
+  absl::Duration flush_interval_ = absl::Milliseconds(50);
+  std::string buffer_ ABSL_GUARDED_BY(buffer_mu_);
+  uint64_t appended_ ABSL_GUARDED_BY(buffer_mu_) = 0;  // Bytes ever appended...
+  uint64_t written_ ABSL_GUARDED_BY(buffer_mu_) = 0;   // ...and written out.
+  bool wake_ ABSL_GUARDED_BY(buffer_mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(buffer_mu_) = false;
+  std::thread writer_;
 };
 
 }  // namespace telemetry

@@ -1,9 +1,12 @@
 // Lanes behind a slow Redis: how many admissions does the limiter give `--lanes` lanes of
 // `--limit` each when every BudgetStore round trip crosses a TCP proxy that delays each
 // direction by `--delay`? The store is the gateway's (FallbackBudgetStore over RedisBudgetStore
-// over one RedisClient); the Redis is a real redis-server child; the proxy is a thread of this
+// over a RedisClient); the Redis is a real redis-server child; the proxy is a thread of this
 // program. Every lane is kept flooded (`--waiting` calls queued at all times, no deadline), so
-// the ideal is lanes x limit admissions per second. Prints the aggregate and each lane's rate.
+// the ideal is lanes x limit admissions per second. Two runs in one process: the baseline (one
+// Redis connection, every lane's round trip on the timer thread: how the gateway worked before
+// the connection pool) and the gateway's way (`--connections` connections, the limiter's timer
+// work on as many threads). Prints each aggregate and lane rate, and their ratio.
 // Exit 77 when redis-server is not installed.
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,6 +17,7 @@
 #include <cstdio>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
+#include "service/common/work_queue.h"
 #include "service/ratelimit/limiter.h"
 #include "service/redis/redis_budget_store.h"
 #include "service/redis/redis_client.h"
@@ -36,6 +41,8 @@ ABSL_FLAG(absl::Duration, delay, absl::Milliseconds(20), "proxy delay, each dire
 ABSL_FLAG(absl::Duration, seconds, absl::Seconds(5), "measured window");
 ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "before the window");
 ABSL_FLAG(int, waiting, 20, "calls kept queued per lane");
+ABSL_FLAG(int, connections, 8,
+          "Redis connections of the pooled run, and threads running the limiter's timer work");
 ABSL_FLAG(absl::Duration, command_timeout, absl::Milliseconds(200),
           "Redis command timeout (above the proxy's round trip)");
 
@@ -150,41 +157,46 @@ class DelayProxy {
   std::vector<std::thread> threads_;  // Only AcceptLoop adds (before the destructor joins).
 };
 
-}  // namespace
+struct Result {
+  double per_second = 0;  // Aggregate admissions.
+  std::string per_lane;
+  int64_t refusals = 0;
+  uint64_t fallback_admits = 0;
+};
 
-int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+// Floods `--lanes` lanes through a limiter whose store is Redis at `redis_port` with
+// `connections` connections; lane keys start with `prefix` (each run its own).
+std::optional<Result> Measure(int redis_port, int connections, const std::string& prefix) {
   using namespace sag;
-  if (!testing::RedisServerInstalled()) return 77;
   const int lanes = absl::GetFlag(FLAGS_lanes);
   const ratelimit::Limit limit{absl::GetFlag(FLAGS_requests), absl::Seconds(1)};
-  testing::RedisServer redis;
-  if (absl::Status s = redis.Start(); !s.ok()) {
-    std::fprintf(stderr, "redis-server: %s\n", std::string(s.message()).c_str());
-    return 1;
-  }
-  DelayProxy proxy(redis.port(), absl::GetFlag(FLAGS_delay));
   redis::RedisOptions ro;
-  ro.url = absl::StrCat("redis://127.0.0.1:", proxy.port());
+  ro.url = absl::StrCat("redis://127.0.0.1:", redis_port);
   ro.command_timeout = absl::GetFlag(FLAGS_command_timeout);
+  ro.connections = connections;
   ro.connect_timeout = absl::Seconds(2);
   auto client = redis::RedisClient::Create(ro);
-  if (!client.ok() || !(*client)->WaitConnected(absl::Seconds(10))) {
-    std::fprintf(stderr, "cannot reach redis through the proxy\n");
-    return 1;
-  }
+  if (!client.ok() || !(*client)->WaitConnected(absl::Seconds(10))) return std::nullopt;
   redis::RedisBudgetStore shared(client->get());
   redis::FallbackBudgetStore store(&shared, {});
   RealTimers timers;
+  // As the gateway does with Redis: the limiter's timer work on one thread per connection.
+  WorkQueue store_work(connections);
   std::atomic<bool> stop{false};
   std::vector<std::atomic<int64_t>> admitted(static_cast<size_t>(lanes));
   std::atomic<int64_t> errors{0};
   absl::Time window_start = absl::Now() + absl::GetFlag(FLAGS_warmup);
   absl::Time window_end = window_start + absl::GetFlag(FLAGS_seconds);
   {
-    ratelimit::Limiter limiter(&store, RealClock(), &timers);
+    ratelimit::LimiterOptions lo;
+    if (connections > 1) {
+      lo.run_timer_work = [&store_work](std::function<void()> fn) {
+        store_work.Run(std::move(fn));
+      };
+    }
+    ratelimit::Limiter limiter(&store, RealClock(), &timers, lo);
     std::function<void(int)> issue = [&](int lane) {
-      ratelimit::AcquireRequest r{absl::StrCat("bench/op", lane), limit, "bench"};
+      ratelimit::AcquireRequest r{absl::StrCat(prefix, lane), limit, "bench"};
       limiter.Acquire(r, [&, lane](absl::Status s) {
         absl::Time now = absl::Now();
         if (s.ok() && now >= window_start && now < window_end) ++admitted[lane];
@@ -199,20 +211,55 @@ int main(int argc, char** argv) {
     }
     absl::SleepFor(window_end - absl::Now());
     stop.store(true);
-  }  // The limiter answers the calls still queued (UNAVAILABLE) and is gone.
+    timers.Stop();      // No more retries of refused calls...
+    store_work.Stop();  // ...and no timer work once the limiter goes.
+  }                     // The limiter answers the calls still queued (UNAVAILABLE) and is gone.
   const double secs = absl::ToDoubleSeconds(window_end - window_start);
+  Result r;
   int64_t total = 0;
-  std::string per_lane;
   for (auto& a : admitted) {
     total += a.load();
-    absl::StrAppend(&per_lane, per_lane.empty() ? "" : " ", a.load() / secs);
+    absl::StrAppend(&r.per_lane, r.per_lane.empty() ? "" : " ", a.load() / secs);
   }
-  const double ideal = lanes * limit.requests;
+  r.per_second = total / secs;
+  r.refusals = errors.load();
+  r.fallback_admits = store.stats().fallback_admits;
+  return r;
+}
+
+void Print(const char* what, int connections, const Result& r) {
+  const double ideal = absl::GetFlag(FLAGS_lanes) * absl::GetFlag(FLAGS_requests);
   std::printf(
-      "lanes=%d limit=%d/1s delay=%s each way: %.1f admissions/s of %.0f (%.0f%%); "
-      "per lane: %s; refusals: %lld; fallback admissions: %llu\n",
-      lanes, limit.requests, absl::FormatDuration(absl::GetFlag(FLAGS_delay)).c_str(), total / secs,
-      ideal, 100.0 * total / secs / ideal, per_lane.c_str(), static_cast<long long>(errors.load()),
-      static_cast<unsigned long long>(store.stats().fallback_admits));
+      "%s: lanes=%d limit=%d/1s delay=%s each way, %d connection(s): %.1f admissions/s of %.0f "
+      "(%.0f%%); per lane: %s; refusals: %lld; fallback admissions: %llu\n",
+      what, absl::GetFlag(FLAGS_lanes), absl::GetFlag(FLAGS_requests),
+      absl::FormatDuration(absl::GetFlag(FLAGS_delay)).c_str(), connections, r.per_second, ideal,
+      100.0 * r.per_second / ideal, r.per_lane.c_str(), static_cast<long long>(r.refusals),
+      static_cast<unsigned long long>(r.fallback_admits));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  if (!sag::testing::RedisServerInstalled()) return 77;
+  sag::testing::RedisServer redis;
+  if (absl::Status s = redis.Start(); !s.ok()) {
+    std::fprintf(stderr, "redis-server: %s\n", std::string(s.message()).c_str());
+    return 1;
+  }
+  DelayProxy proxy(redis.port(), absl::GetFlag(FLAGS_delay));
+  const int pooled = absl::GetFlag(FLAGS_connections);
+  // Baseline in the same run: one connection, the timer thread doing every lane's round trip.
+  std::optional<Result> base = Measure(proxy.port(), 1, "bench/base/op");
+  std::optional<Result> pool = Measure(proxy.port(), pooled, "bench/pool/op");
+  if (!base || !pool) {
+    std::fprintf(stderr, "cannot reach redis through the proxy\n");
+    return 1;
+  }
+  Print("baseline", 1, *base);
+  Print("pooled", pooled, *pool);
+  std::printf("pooled / baseline admissions: %.2fx\n",
+              base->per_second > 0 ? pool->per_second / base->per_second : 0.0);
   return 0;
 }

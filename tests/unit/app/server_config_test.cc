@@ -77,6 +77,10 @@ TEST_F(ServerConfigTest, EachBadValueHasItsOwnError) {
   };
   const std::vector<Case> cases = {
       {[] { absl::SetFlag(&FLAGS_replicas, 0); }, "--replicas must be at least 1"},
+      {[] { absl::SetFlag(&FLAGS_redis_connections, 0); },
+       "--redis_connections must be from 1 to 64"},
+      {[] { absl::SetFlag(&FLAGS_redis_connections, 65); },
+       "--redis_connections must be from 1 to 64"},
       {[] { absl::SetFlag(&FLAGS_queue_max, 0); }, "--queue_max must be at least 1"},
       {[] { absl::SetFlag(&FLAGS_upstream_max_attempts, -3); },
        "--upstream_max_attempts must be >= 1"},

@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "service/common/work_queue.h"
 #include "tests/support/fake_budget_store.h"
 #include "tests/support/fake_clock.h"
 #include "tests/unit/ratelimit/test_util.h"
@@ -821,6 +822,52 @@ TEST(LimiterLanesTest, CallsArrivingDuringATakeQueueBehindIt) {
   clock.Advance(absl::Milliseconds(200));
   absl::MutexLock lock(&mu);
   EXPECT_EQ(order, (std::vector<std::string>{"1", "2"}));
+}
+
+// With run_timer_work, a lane's timer work (its store round trip) runs on the given threads, not
+// on the timer thread: while one lane's take is held (a slow Redis), the clock's timer thread is
+// free and another lane's queued call is admitted at its slot.
+TEST(LimiterLanesTest, TimerWorkOnAPoolLetsALaneGoWhileAnotherLanesTakeIsSlow) {
+  FakeClock clock;
+  ::sag::testing::FakeBudgetStore store;
+  WorkQueue pool(2);
+  LimiterOptions options;
+  std::atomic<int> handed_over{0};
+  options.run_timer_work = [&](std::function<void()> fn) {
+    ++handed_over;
+    pool.Run(std::move(fn));
+  };
+  Limiter limiter(&store, &clock, &clock, options);
+  absl::Mutex mu;
+  std::vector<std::string> admitted;
+  auto record = [&](std::string name) {
+    return [&, name](absl::Status s) {
+      absl::MutexLock lock(&mu);
+      if (s.ok()) admitted.push_back(name);
+    };
+  };
+  for (const char* lane : {"ws/slow", "ws/fast"}) {  // The first call of each goes at once.
+    limiter.Acquire(AcquireRequest{lane, k10PerSecond, "a"}, record(absl::StrCat(lane, "#1")));
+    limiter.Acquire(AcquireRequest{lane, k10PerSecond, "a"}, record(absl::StrCat(lane, "#2")));
+  }
+  store.Hold("ws/slow");
+  clock.Advance(absl::Milliseconds(150));  // Returns: the timer thread only hands work over.
+  EXPECT_EQ(handed_over.load(), 2);
+  ASSERT_TRUE(store.WaitForHeld(1));  // ws/slow's take is under way on the pool.
+  auto fast_admitted = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return std::find(admitted.begin(), admitted.end(), "ws/fast#2") != admitted.end();
+  };
+  bool fast_went;
+  {
+    absl::MutexLock lock(&mu);
+    fast_went = mu.AwaitWithTimeout(absl::Condition(&fast_admitted), absl::Seconds(10));
+  }
+  store.Release();
+  EXPECT_TRUE(fast_went) << "ws/fast waited for ws/slow's take";
+  absl::MutexLock lock(&mu);
+  auto slow_admitted = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) { return admitted.size() == 4; };
+  EXPECT_TRUE(mu.AwaitWithTimeout(absl::Condition(&slow_admitted), absl::Seconds(10)));
+  EXPECT_EQ(admitted.back(), "ws/slow#2");
 }
 
 TEST(LimiterLanesTest, CancelOfAnUnknownOrForeignTicketDoesNothing) {

@@ -2,7 +2,9 @@
 // fixture on a free loopback port without persistence. Skipped when redis-server is missing.
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
+#include <future>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -11,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -185,6 +188,99 @@ TEST_F(RedisTest, CommandsAndScripts) {
   RedisScript broken("return redis.call('NOPE')");
   EXPECT_EQ(c->Eval(broken, {}, {}).status().code(), absl::StatusCode::kInternal);
   EXPECT_EQ(c->generation(), 1u);
+}
+
+// --- The connection pool ---
+
+// Waits (bounded) until Redis reports `n` clients blocked in a command such as BLPOP.
+bool WaitForBlockedClients(RedisClient* observer, int n) {
+  const absl::Time limit = absl::Now() + absl::Seconds(10);
+  const std::string want = absl::StrCat("blocked_clients:", n, "\r\n");
+  while (absl::Now() < limit) {
+    auto info = observer->Command({"INFO", "clients"});
+    if (info.ok() && absl::StrContains(info->str, want)) return true;
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  return false;
+}
+
+// A command that waits on one connection (BLPOP until a push) does not hold up another: PING
+// answers while BLPOP still waits.
+TEST_F(RedisTest, ACommandThatWaitsDoesNotHoldUpTheOthers) {
+  RedisOptions o = FastOptions(server_->url());
+  o.command_timeout = absl::Seconds(20);  // BLPOP waits for the push below.
+  o.connections = 2;
+  auto c = RedisClient::Create(o);
+  ASSERT_TRUE(c.ok() && (*c)->WaitConnected(absl::Seconds(5)));
+  auto pusher = NewClient();
+  auto blpop = std::async(std::launch::async, [&] { return (*c)->Command({"BLPOP", "q", "0"}); });
+  ASSERT_TRUE(WaitForBlockedClients(pusher.get(), 1));
+  auto ping = (*c)->Command({"PING"});
+  ASSERT_TRUE(ping.ok()) << ping.status();
+  EXPECT_EQ(ping->str, "PONG");
+  EXPECT_EQ(blpop.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  ASSERT_TRUE(pusher->Command({"LPUSH", "q", "x"}).ok());
+  auto popped = blpop.get();
+  ASSERT_TRUE(popped.ok()) << popped.status();
+  ASSERT_EQ(popped->elements.size(), 2u);
+  EXPECT_EQ(popped->elements[1].str, "x");
+}
+
+// With every connection busy a command waits checkout_timeout for one, then fails UNAVAILABLE
+// naming the busy pool; the pool itself stays up.
+TEST_F(RedisTest, WhenEveryConnectionIsBusyACommandWaitsThenFailsNamingThePool) {
+  RedisOptions o = FastOptions(server_->url());
+  o.command_timeout = absl::Seconds(20);
+  o.checkout_timeout = absl::Milliseconds(100);
+  o.connections = 1;
+  auto c = RedisClient::Create(o);
+  ASSERT_TRUE(c.ok() && (*c)->WaitConnected(absl::Seconds(5)));
+  auto pusher = NewClient();
+  auto blpop = std::async(std::launch::async, [&] { return (*c)->Command({"BLPOP", "q", "0"}); });
+  ASSERT_TRUE(WaitForBlockedClients(pusher.get(), 1));
+  auto ping = (*c)->Command({"PING"});
+  EXPECT_EQ(ping.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(absl::StrContains(ping.status().message(), "all 1 connections busy"))
+      << ping.status();
+  EXPECT_TRUE((*c)->connected());
+  ASSERT_TRUE(pusher->Command({"LPUSH", "q", "x"}).ok());
+  EXPECT_TRUE(blpop.get().ok());
+  EXPECT_TRUE((*c)->Command({"PING"}).ok());
+  EXPECT_EQ((*c)->generation(), 1u);
+}
+
+// The pool is one unit: when the server drops every connection, the first command to notice
+// drops them all, so it costs one failure (not one per connection), and the pool comes back as
+// one new generation.
+TEST_F(RedisTest, ABrokenConnectionDropsThePoolOnce) {
+  RedisOptions o = FastOptions(server_->url());
+  o.connections = 4;
+  auto c = RedisClient::Create(o);
+  ASSERT_TRUE(c.ok() && (*c)->WaitConnected(absl::Seconds(5)));
+  ASSERT_EQ((*c)->generation(), 1u);
+  auto killer = NewClient();
+  auto killed = killer->Command({"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+  ASSERT_TRUE(killed.ok()) << killed.status();
+  ASSERT_GE(killed->integer, 4);  // The pool's four (and killer's other pooled connections).
+  int dropped = 0;
+  const absl::Time limit = absl::Now() + absl::Seconds(10);
+  absl::StatusOr<RedisReply> r = absl::UnknownError("not run");
+  while (!r.ok() && absl::Now() < limit) {
+    r = (*c)->Command({"PING"});
+    if (!r.ok() && absl::StrContains(r.status().message(), "connection dropped")) ++dropped;
+    if (!r.ok()) absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(dropped, 1);
+  EXPECT_EQ((*c)->generation(), 2u);
+}
+
+TEST(RedisClientTest, ConnectionsOutOfRangeAreRefused) {
+  for (int n : {0, -1, 65}) {
+    RedisOptions o = FastOptions("redis://127.0.0.1:6379");
+    o.connections = n;
+    EXPECT_EQ(RedisClient::Create(o).status().code(), absl::StatusCode::kInvalidArgument) << n;
+  }
 }
 
 // --- GCRA ---
@@ -773,6 +869,48 @@ TEST_F(RedisTest, InvalidationResubscribesAfterRedisRestart) {
 
 // --- Fallback ---
 
+// Entering degraded just after the shared pacing filled the window, unevenly (one replica took
+// the first 4 calls, the other the last 6): the replica that took less, whose own calls are
+// long enough ago for its 1/N pacing, must not take a local call at once, or the window ending
+// then holds 11. Time is the callers' (kCaller), stepped by hand.
+TEST_F(RedisTest, NoCallOverTheLimitWhenRedisGoesAwayAfterAFullWindow) {
+  const Limit limit{10, absl::Seconds(1)};
+  RedisBudgetOptions ro;
+  ro.clock_source = ClockSource::kCaller;
+  std::vector<std::unique_ptr<RedisClient>> clients;
+  std::vector<std::unique_ptr<RedisBudgetStore>> shared;
+  std::vector<std::unique_ptr<FallbackBudgetStore>> stores;
+  for (int i = 0; i < 2; ++i) {
+    clients.push_back(NewClient());
+    shared.push_back(std::make_unique<RedisBudgetStore>(clients.back().get(), ro));
+    FallbackOptions fo;
+    fo.replicas = 2;
+    stores.push_back(std::make_unique<FallbackBudgetStore>(shared.back().get(), fo));
+  }
+  const absl::Duration t = shared[0]->Interval(limit);
+  absl::Time now = absl::Now();
+  std::vector<absl::Time> admitted;
+  for (int k = 0; k < 10; ++k) {  // Replica 1 takes the first 4, replica 0 the last 6.
+    if (k > 0) now += t;
+    auto r = stores[k < 4 ? 1 : 0]->TryTake("ws/Op", limit, now);
+    ASSERT_TRUE(r.ok() && *r <= now) << k;
+    admitted.push_back(now);
+  }
+  ASSERT_TRUE(server_->Kill().ok());  // Just after the 10th call: the outage begins.
+  now += absl::Milliseconds(1);
+  const absl::Time end = now + absl::Seconds(2);
+  for (; now < end; now += absl::Milliseconds(1)) {
+    for (auto& store : stores) {
+      auto r = store->TryTake("ws/Op", limit, now);
+      ASSERT_TRUE(r.ok()) << r.status();
+      if (*r <= now) admitted.push_back(now);
+    }
+  }
+  EXPECT_TRUE(stores[1]->degraded());
+  EXPECT_GE(admitted.size(), 10u + 16u);  // About 2 s at 2 x 1 per 204 ms, less the first wait.
+  EXPECT_LE(MaxInWindow(admitted, absl::Seconds(1)), 10u);
+}
+
 TEST_F(RedisTest, FallbackWhileRedisIsDownAndNoBurstWhenItReturns) {
   constexpr int kReplicas = 2;
   const Limit limit{10, absl::Seconds(1)};
@@ -786,7 +924,13 @@ TEST_F(RedisTest, FallbackWhileRedisIsDownAndNoBurstWhenItReturns) {
   for (int i = 0; i < kReplicas; ++i) {
     auto r = std::make_unique<Replica>();
     r->client = NewClient();
-    r->shared = std::make_unique<RedisBudgetStore>(r->client.get());
+    // The caller's clock judges every take, so the times Flood records are the times the store
+    // judged: with Redis's own clock (kServer) a take is judged a variable moment after Flood
+    // read the time, and on a loaded machine two recorded admissions can look closer than the
+    // store saw them (an 11th call in a 1 s window that the store never admitted).
+    RedisBudgetOptions ro;
+    ro.clock_source = ClockSource::kCaller;
+    r->shared = std::make_unique<RedisBudgetStore>(r->client.get(), ro);
     FallbackOptions fo;
     fo.replicas = kReplicas;
     fo.on_state_change = [rp = r.get()](bool, const std::string&) { ++rp->transitions; };

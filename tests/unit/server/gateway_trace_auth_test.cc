@@ -1,6 +1,7 @@
 // In-process tests of two Gateway promises (service/server/gateway.h), behind a real gRPC server
 // in this process with a listing cache, fake HTTP, token source and budget store and the fake
 // clock (as gateway_test.cc):
+//  - stages: a fresh hit reads no token and builds no upstream request;
 //  - trace context: the caller's traceparent/tracestate reach every upstream attempt, and the
 //    call's log line carries the trace id; an invalid traceparent is dropped, never an error;
 //  - a rejected token is loud: after a 401/403 no listing of the workspace comes from the cache
@@ -123,9 +124,11 @@ class GatewayTraceAuthTest : public InProcessGatewayTest {
     return call;
   }
 
-  std::unique_ptr<PendingCall<v1::ListAudiencesResponse>> ListAudiences() {
+  std::unique_ptr<PendingCall<v1::ListAudiencesResponse>> ListAudiences(
+      const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
     auto call = std::make_unique<PendingCall<v1::ListAudiencesResponse>>();
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + kDeadline));
+    for (const auto& [k, v] : metadata) call->context.AddMetadata(k, v);
     v1::ListAudiencesRequest request;
     request.set_space_id("spa_1");
     auto* c = call.get();
@@ -183,6 +186,30 @@ class GatewayTraceAuthTest : public InProcessGatewayTest {
   std::unique_ptr<UpstreamAuthObserver> observer_;
   std::unique_ptr<cache::ListingCache> cache_;
 };
+
+// --- stages: a fresh hit is answered by routing and the cache alone
+// -------------------------------
+
+// Upstream planning (the REST request, the token) happens only for a call that may go upstream:
+// a fresh hit reads no token, so it is answered even while the token cannot be read.
+TEST_F(GatewayTraceAuthTest, AFreshHitReadsNoTokenAndBuildsNoUpstreamRequest) {
+  auto miss = ListAnsweredWith(200, kListBody);
+  ASSERT_TRUE(miss->status.ok()) << miss->status.error_message();
+  EXPECT_EQ(miss->XCache(), "miss");
+  const int asked = tokens_.asked();
+  EXPECT_GE(asked, 1);
+  tokens_.Set(absl::UnavailableError("token file is empty"));
+  auto hit = ListFromCache();
+  ASSERT_TRUE(hit->status.ok()) << hit->status.error_message();
+  EXPECT_EQ(hit->XCache(), "hit");
+  EXPECT_EQ(hit->response.audiences_size(), 1);
+  EXPECT_EQ(tokens_.asked(), asked);
+  // A call that must go upstream still needs the token.
+  auto bypass = ListAudiences({{"cache-control", "no-cache"}});
+  ASSERT_TRUE(bypass->Wait());
+  EXPECT_EQ(bypass->status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(bypass->status.error_message(), "no Segment token"));
+}
 
 // --- trace context ------------------------------------------------------------------------------
 

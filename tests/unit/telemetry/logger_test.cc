@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -155,6 +156,75 @@ TEST(LoggerTest, SecretsAreRedactedEverywhere) {
   EXPECT_EQ(lines[0]["[redacted]"], "as a key");
   EXPECT_EQ(lines[1]["error"], "upstream said: bad token [redacted]");
   EXPECT_EQ(lines[1]["caller"], "[redacted]-user");
+}
+
+// Long tokens of URL-safe characters (what Segment tokens are) are redacted in the line's text:
+// in msg, keys and values at any depth, also next to JSON escapes; the line stays valid JSON.
+TEST(LoggerTest, PlainTokensAreRedactedInTheTextEverywhere) {
+  std::ostringstream out;
+  Logger logger(&out, LogLevel::kDebug);
+  const std::string token = "sgp_Sup3rSecretTokenValue.abc-DEF_123";
+  logger.AddSecret(token);
+  logger.Info("loaded " + token, {{"file", "/run/" + token},
+                                  {"nested", {{"deep", {"x", "Bearer " + token}}}},
+                                  {token, "as a key"},
+                                  {"quoted", "\"" + token + "\"\n"}});
+  // Right after an escape (here the backslash's own): redacted field by field instead.
+  logger.Info("escaped", {{"after_backslash", "\\" + token}});
+  const std::string text = out.str();
+  EXPECT_EQ(text.find("Sup3r"), std::string::npos) << text;
+  const auto lines = Lines(text);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0]["msg"], "loaded [redacted]");
+  EXPECT_EQ(lines[0]["file"], "/run/[redacted]");
+  EXPECT_EQ(lines[0]["nested"]["deep"][1], "Bearer [redacted]");
+  EXPECT_EQ(lines[0]["[redacted]"], "as a key");
+  EXPECT_EQ(lines[0]["quoted"], "\"[redacted]\"\n");
+  EXPECT_EQ(lines[1]["after_backslash"], "\\[redacted]");
+}
+
+// Buffered: the calling thread only appends; Flush() (and the destructor) write everything out
+// in order, a warn line is written without one, and nothing is lost or interleaved.
+TEST(LoggerTest, BufferedLinesAreAllWrittenInOrder) {
+  std::FILE* file = std::tmpfile();
+  ASSERT_NE(file, nullptr);
+  auto read_all = [file] {
+    std::fflush(file);
+    std::rewind(file);
+    std::string text;
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), file)) > 0) text.append(buf, n);
+    return text;
+  };
+  {
+    Logger logger(file, LogLevel::kInfo);
+    logger.StartBuffering(absl::Hours(1));  // Only Flush, a warn line or the size writes.
+    for (int i = 0; i < 100; ++i) logger.Info("line", {{"i", i}});
+    logger.Flush();
+    auto lines = Lines(read_all());
+    ASSERT_EQ(lines.size(), 100u);
+    for (int i = 0; i < 100; ++i) EXPECT_EQ(lines[i]["i"], i);
+    logger.Warn("loud");
+    const absl::Time limit = absl::Now() + absl::Seconds(10);
+    while (Lines(read_all()).size() < 101 && absl::Now() < limit) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    EXPECT_EQ(Lines(read_all()).size(), 101u) << "the warn line waited for the interval";
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+      threads.emplace_back([&logger, t] {
+        const std::string padding(3000, static_cast<char>('a' + t));  // Past 64 KiB in all.
+        for (int i = 0; i < 200; ++i) logger.Info("more", {{"t", t}, {"padding", padding}});
+      });
+    }
+    for (auto& thread : threads) thread.join();
+    logger.Info("last");
+  }  // The destructor writes the rest.
+  const auto lines = Lines(read_all());
+  std::fclose(file);
+  ASSERT_EQ(lines.size(), 101u + 4 * 200 + 1);
+  EXPECT_EQ(lines.back()["msg"], "last");
 }
 
 TEST(LoggerTest, InvalidUtf8StillGivesJson) {
