@@ -208,6 +208,9 @@ absl::StatusOr<redisContext*> Connect(const RedisUrl& url, absl::Duration connec
     s = SetupCommand(c, args, "AUTH");
   }
   if (s.ok() && url.db != 0) s = SetupCommand(c, {"SELECT", absl::StrCat(url.db)}, "SELECT");
+  // A server that accepts connections but answers nothing (stopped, hung) must not count as up:
+  // every command would then wait out its timeout, and the pool would flap up and down.
+  if (s.ok()) s = SetupCommand(c, {"PING"}, "PING");
   if (!s.ok()) {
     redisFree(c);
     return s;

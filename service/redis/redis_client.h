@@ -78,9 +78,10 @@ struct RedisReply {
 RedisReply ToRedisReply(const ::redisReply* reply);
 
 // Makes the low-level connection used by RedisClient and by the pub/sub subscriber: TCP connect
-// with `connect_timeout`, socket timeouts of `io_timeout`, AUTH, SELECT. Returns UNAVAILABLE
-// (cannot connect, I/O error) or FAILED_PRECONDITION (AUTH/SELECT refused). The caller owns the
-// context (free with redisFree).
+// with `connect_timeout`, socket timeouts of `io_timeout`, AUTH, SELECT, and a PING answered
+// within `io_timeout` (a stopped server accepts connections but answers nothing). Returns
+// UNAVAILABLE (cannot connect, I/O error) or FAILED_PRECONDITION (AUTH/SELECT refused). The caller
+// owns the context (free with redisFree).
 absl::StatusOr<redisContext*> Connect(const RedisUrl& url, absl::Duration connect_timeout,
                                       absl::Duration io_timeout);
 

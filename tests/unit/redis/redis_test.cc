@@ -609,6 +609,28 @@ TEST_F(RedisTest, ScopedRedisFreezeThawsWhenItGoesOutOfScope) {
   EXPECT_EQ(pong->str, "PONG");
 }
 
+// A stopped server still accepts TCP connections: the client's reconnection must not count that
+// as up (its PING goes unanswered), so commands fail at once ("not connected") instead of each
+// waiting out the command timeout, and the state does not flap.
+TEST_F(RedisTest, AServerThatAnswersNothingIsNotConnected) {
+  auto c = NewClient();
+  const uint64_t connects = c->stats().connects;  // The pool's connections.
+  sag::testing::ScopedRedisFreeze freeze(server_.get());
+  ASSERT_TRUE(freeze.frozen().ok()) << freeze.frozen();
+  EXPECT_TRUE(absl::IsUnavailable(c->Command({"PING"}).status()));  // Times out, drops the pool.
+  const absl::Time limit = absl::Now() + absl::Seconds(10);
+  while (c->stats().connect_errors == 0 && c->stats().connects == connects && absl::Now() < limit) {
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  EXPECT_GE(c->stats().connect_errors, 1u);
+  EXPECT_EQ(c->stats().connects, connects);
+  EXPECT_FALSE(c->connected());
+  const absl::Time start = absl::Now();
+  auto r = c->Command({"PING"});
+  EXPECT_TRUE(absl::StrContains(r.status().message(), "not connected")) << r.status();
+  EXPECT_LT(absl::Now() - start, c->options().command_timeout);
+}
+
 // Redis hung (SIGSTOP: connected, nothing answered): a call waits out the command timeout before
 // the fallback admits it, so it goes out that much later than the `now` it was asked at. The next
 // local slot must be one local interval after the call went out, not after `now`. (It was after
