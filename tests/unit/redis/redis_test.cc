@@ -204,6 +204,14 @@ bool WaitForBlockedClients(RedisClient* observer, int n) {
   return false;
 }
 
+// Starts BLPOP q (which waits until something is pushed) on one of `c`'s connections and returns
+// once Redis reports it blocked (`observer` asks); its answer comes in the future.
+std::future<absl::StatusOr<RedisReply>> BlockOneConnection(RedisClient* c, RedisClient* observer) {
+  auto blpop = std::async(std::launch::async, [c] { return c->Command({"BLPOP", "q", "0"}); });
+  EXPECT_TRUE(WaitForBlockedClients(observer, 1));
+  return blpop;
+}
+
 // A command that waits on one connection (BLPOP until a push) does not hold up another: PING
 // answers while BLPOP still waits.
 TEST_F(RedisTest, ACommandThatWaitsDoesNotHoldUpTheOthers) {
@@ -213,8 +221,7 @@ TEST_F(RedisTest, ACommandThatWaitsDoesNotHoldUpTheOthers) {
   auto c = RedisClient::Create(o);
   ASSERT_TRUE(c.ok() && (*c)->WaitConnected(absl::Seconds(5)));
   auto pusher = NewClient();
-  auto blpop = std::async(std::launch::async, [&] { return (*c)->Command({"BLPOP", "q", "0"}); });
-  ASSERT_TRUE(WaitForBlockedClients(pusher.get(), 1));
+  auto blpop = BlockOneConnection(c->get(), pusher.get());
   auto ping = (*c)->Command({"PING"});
   ASSERT_TRUE(ping.ok()) << ping.status();
   EXPECT_EQ(ping->str, "PONG");
@@ -236,8 +243,7 @@ TEST_F(RedisTest, WhenEveryConnectionIsBusyACommandWaitsThenFailsNamingThePool) 
   auto c = RedisClient::Create(o);
   ASSERT_TRUE(c.ok() && (*c)->WaitConnected(absl::Seconds(5)));
   auto pusher = NewClient();
-  auto blpop = std::async(std::launch::async, [&] { return (*c)->Command({"BLPOP", "q", "0"}); });
-  ASSERT_TRUE(WaitForBlockedClients(pusher.get(), 1));
+  auto blpop = BlockOneConnection(c->get(), pusher.get());
   auto ping = (*c)->Command({"PING"});
   EXPECT_EQ(ping.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_TRUE(absl::StrContains(ping.status().message(), "all 1 connections busy"))
