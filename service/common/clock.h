@@ -10,8 +10,10 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -41,6 +43,27 @@ class Timers {
   virtual bool Cancel(TimerId id) = 0;
 };
 
+// The pending timers of a Timers implementation, earliest first (ties: the first scheduled).
+// Not thread-safe: its owner locks. RealTimers and the tests' FakeClock share it.
+class TimerQueue {
+ public:
+  using Entry = std::pair<absl::Time, std::function<void()>>;
+  Timers::TimerId Add(absl::Time when, std::function<void()> fn);  // Ids from 1, never reused.
+  bool Remove(Timers::TimerId id);                                 // False when it is not pending.
+  // Removes and returns the earliest timer when it is due at `until` or before.
+  std::optional<Entry> PopDue(absl::Time until);
+  absl::Time Earliest() const;  // InfiniteFuture when none is pending.
+  size_t size() const { return timers_.size(); }
+  // Removes every pending timer and returns their functions (for the owner to destroy unlocked:
+  // a closure's destructor may call back into the Timers).
+  std::vector<std::function<void()>> TakeAll();
+
+ private:
+  std::multimap<absl::Time, Timers::TimerId> by_time_;
+  absl::flat_hash_map<Timers::TimerId, Entry> timers_;
+  Timers::TimerId next_id_ = 1;
+};
+
 // One thread, sleeping until the earliest timer. Destruction drops pending timers.
 class RealTimers final : public Timers {
  public:
@@ -58,10 +81,7 @@ class RealTimers final : public Timers {
  private:
   void Loop();
   absl::Mutex mu_;
-  std::multimap<absl::Time, TimerId> by_time_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<TimerId, std::pair<absl::Time, std::function<void()>>> timers_
-      ABSL_GUARDED_BY(mu_);
-  TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  TimerQueue queue_ ABSL_GUARDED_BY(mu_);
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

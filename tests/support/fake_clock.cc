@@ -1,5 +1,8 @@
 #include "tests/support/fake_clock.h"
 
+#include <optional>
+#include <utility>
+
 namespace sag {
 
 FakeClock::FakeClock(absl::Time start) : now_(start) {}
@@ -11,25 +14,12 @@ absl::Time FakeClock::Now() const {
 
 Timers::TimerId FakeClock::Schedule(absl::Time when, std::function<void()> fn) {
   absl::MutexLock lock(&mu_);
-  TimerId id = next_id_++;
-  by_time_.emplace(when, id);
-  timers_.emplace(id, std::make_pair(when, std::move(fn)));
-  return id;
+  return queue_.Add(when, std::move(fn));
 }
 
 bool FakeClock::Cancel(TimerId id) {
   absl::MutexLock lock(&mu_);
-  auto it = timers_.find(id);
-  if (it == timers_.end()) return false;
-  auto range = by_time_.equal_range(it->second.first);
-  for (auto i = range.first; i != range.second; ++i) {
-    if (i->second == id) {
-      by_time_.erase(i);
-      break;
-    }
-  }
-  timers_.erase(it);
-  return true;
+  return queue_.Remove(id);
 }
 
 void FakeClock::Advance(absl::Duration d) {
@@ -39,28 +29,23 @@ void FakeClock::Advance(absl::Duration d) {
     target = now_ + d;
   }
   while (true) {
-    std::function<void()> fn;
+    std::optional<TimerQueue::Entry> due;
     {
       absl::MutexLock lock(&mu_);
-      if (by_time_.empty() || by_time_.begin()->first > target) {
+      due = queue_.PopDue(target);
+      if (!due.has_value()) {
         now_ = target;
         return;
       }
-      auto first = by_time_.begin();
-      if (first->first > now_) now_ = first->first;
-      TimerId id = first->second;
-      by_time_.erase(first);
-      auto it = timers_.find(id);
-      fn = std::move(it->second.second);
-      timers_.erase(it);
+      if (due->first > now_) now_ = due->first;
     }
-    fn();
+    due->second();
   }
 }
 
 size_t FakeClock::Pending() const {
   absl::MutexLock lock(&mu_);
-  return timers_.size();
+  return queue_.size();
 }
 
 }  // namespace sag

@@ -4,11 +4,9 @@
 #define SAG_TESTS_SUPPORT_FAKE_CLOCK_H_
 
 #include <functional>
-#include <map>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
@@ -32,10 +30,7 @@ class FakeClock final : public Clock, public Timers {
  private:
   mutable absl::Mutex mu_;
   absl::Time now_ ABSL_GUARDED_BY(mu_);
-  std::multimap<absl::Time, TimerId> by_time_ ABSL_GUARDED_BY(mu_);
-  absl::flat_hash_map<TimerId, std::pair<absl::Time, std::function<void()>>> timers_
-      ABSL_GUARDED_BY(mu_);
-  TimerId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  TimerQueue queue_ ABSL_GUARDED_BY(mu_);  // The same queue as RealTimers'.
 };
 
 }  // namespace sag
