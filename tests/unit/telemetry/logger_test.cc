@@ -131,6 +131,15 @@ TEST(LoggerTest, LevelsFilter) {
   EXPECT_EQ(lines[2]["level"], "debug");
 }
 
+// The line the two redaction tests log first: "loaded TOKEN" with the token in a value, a nested
+// value and a key.
+void ExpectRedactedWhereTheTokenWas(const ordered_json& line) {
+  EXPECT_EQ(line["msg"], "loaded [redacted]");
+  EXPECT_EQ(line["file"], "/run/[redacted]");
+  EXPECT_EQ(line["nested"]["deep"][1], "Bearer [redacted]");
+  EXPECT_EQ(line["[redacted]"], "as a key");
+}
+
 TEST(LoggerTest, SecretsAreRedactedEverywhere) {
   std::ostringstream out;
   Logger logger(&out, LogLevel::kDebug);
@@ -150,10 +159,7 @@ TEST(LoggerTest, SecretsAreRedactedEverywhere) {
   EXPECT_EQ(text.find("Sup3r"), std::string::npos) << text;
   const auto lines = Lines(text);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0]["msg"], "loaded [redacted]");
-  EXPECT_EQ(lines[0]["file"], "/run/[redacted]");
-  EXPECT_EQ(lines[0]["nested"]["deep"][1], "Bearer [redacted]");
-  EXPECT_EQ(lines[0]["[redacted]"], "as a key");
+  ExpectRedactedWhereTheTokenWas(lines[0]);
   EXPECT_EQ(lines[1]["error"], "upstream said: bad token [redacted]");
   EXPECT_EQ(lines[1]["caller"], "[redacted]-user");
 }
@@ -175,10 +181,7 @@ TEST(LoggerTest, PlainTokensAreRedactedInTheTextEverywhere) {
   EXPECT_EQ(text.find("Sup3r"), std::string::npos) << text;
   const auto lines = Lines(text);
   ASSERT_EQ(lines.size(), 2u);
-  EXPECT_EQ(lines[0]["msg"], "loaded [redacted]");
-  EXPECT_EQ(lines[0]["file"], "/run/[redacted]");
-  EXPECT_EQ(lines[0]["nested"]["deep"][1], "Bearer [redacted]");
-  EXPECT_EQ(lines[0]["[redacted]"], "as a key");
+  ExpectRedactedWhereTheTokenWas(lines[0]);
   EXPECT_EQ(lines[0]["quoted"], "\"[redacted]\"\n");
   EXPECT_EQ(lines[1]["after_backslash"], "\\[redacted]");
 }
