@@ -160,9 +160,12 @@ bool CountWindows(const Run& run, absl::Duration per, Phase* before, Phase* duri
     return false;
   }
   using sag::testing::MaxInWindow;
-  before->max_window = MaxInWindow(admitted, per, absl::InfinitePast(), run.frozen_at - per);
-  during->max_window = MaxInWindow(admitted, per, run.frozen_at - per, run.thawed_at - per);
-  after->max_window = MaxInWindow(admitted, per, run.thawed_at - per, absl::InfiniteFuture());
+  before->max_window =
+      static_cast<int>(MaxInWindow(admitted, per, absl::InfinitePast(), run.frozen_at - per));
+  during->max_window =
+      static_cast<int>(MaxInWindow(admitted, per, run.frozen_at - per, run.thawed_at - per));
+  after->max_window =
+      static_cast<int>(MaxInWindow(admitted, per, run.thawed_at - per, absl::InfiniteFuture()));
   return true;
 }
 

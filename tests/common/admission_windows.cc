@@ -19,17 +19,4 @@ std::vector<absl::Time> AdmittedAt(const nlohmann::json& request_log,
   return out;
 }
 
-int MaxInWindow(const std::vector<absl::Time>& sorted, absl::Duration window, absl::Time from,
-                absl::Time to) {
-  int most = 0;
-  auto end = sorted.begin();
-  for (auto start = std::lower_bound(sorted.begin(), sorted.end(), from);
-       start != sorted.end() && *start < to; ++start) {
-    end = std::max(end, start);
-    while (end != sorted.end() && *end < *start + window) ++end;
-    most = std::max(most, static_cast<int>(end - start));
-  }
-  return most;
-}
-
 }  // namespace sag::testing

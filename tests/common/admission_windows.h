@@ -1,7 +1,7 @@
-// Upstream admissions as segment-sim logged them (GET /__sim/requests), counted in sliding
-// windows: how the tests and benchmarks check that a rate limit held in EVERY window of its
-// length (a burst), not only in the simulator's own fixed windows (which answer 429 when
-// exceeded, counted by /__sim/stats).
+// Upstream admissions as segment-sim logged them (GET /__sim/requests), for counting in sliding
+// windows (MaxInWindow, tests/support/windows.h): how the tests and benchmarks check that a rate
+// limit held in EVERY window of its length (a burst), not only in the simulator's own fixed windows
+// (which answer 429 when exceeded, counted by /__sim/stats).
 #ifndef SAG_TESTS_COMMON_ADMISSION_WINDOWS_H_
 #define SAG_TESTS_COMMON_ADMISSION_WINDOWS_H_
 
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "tests/support/windows.h"  // MaxInWindow
 
 namespace sag::testing {
 
@@ -17,11 +18,6 @@ namespace sag::testing {
 // `operation` with anything but 429, sorted. The simulator keeps only its last 1000 requests:
 // compare the count with /__sim/stats when the log may have overflowed.
 std::vector<absl::Time> AdmittedAt(const nlohmann::json& request_log, const std::string& operation);
-
-// The most of `sorted` in one window [t, t + window) that starts at one of them, with
-// from <= t < to; 0 when none is in [from, to).
-int MaxInWindow(const std::vector<absl::Time>& sorted, absl::Duration window, absl::Time from,
-                absl::Time to);
 
 }  // namespace sag::testing
 

@@ -288,14 +288,14 @@ TEST_F(ScaleOutTest, RedisFrozenUnderAFloodCostsNoCallerErrorNo429AndNoBurst) {
   // Each 1 s window counted in the phase where it ends: "during" holds the switch to the local
   // share, "after" the switch back.
   const absl::Duration second = absl::Seconds(1);
-  const int before = MaxInWindow(admitted, second, absl::InfinitePast(), frozen_at - second);
-  const int during = MaxInWindow(admitted, second, frozen_at - second, thawed_at - second);
-  const int after = MaxInWindow(admitted, second, thawed_at - second, absl::InfiniteFuture());
+  const size_t before = MaxInWindow(admitted, second, absl::InfinitePast(), frozen_at - second);
+  const size_t during = MaxInWindow(admitted, second, frozen_at - second, thawed_at - second);
+  const size_t after = MaxInWindow(admitted, second, thawed_at - second, absl::InfiniteFuture());
   std::cout << "most upstream admissions in any 1 s window (limit 10): before the freeze " << before
             << ", during " << during << ", after SIGCONT " << after << "\n";
-  EXPECT_LE(before, 10);
-  EXPECT_LE(during, 10);
-  EXPECT_LE(after, 10);
+  EXPECT_LE(before, 10u);
+  EXPECT_LE(during, 10u);
+  EXPECT_LE(after, 10u);
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
 #include "service/ratelimit/budget_store.h"
 
-#include <algorithm>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/support/windows.h"
 
 namespace sag::ratelimit {
 namespace {
+
+using ::sag::testing::MaxInWindow;
 
 const absl::Time kT0 = absl::FromUnixSeconds(1795000000);
 
@@ -20,17 +22,6 @@ std::vector<absl::Time> Drive(BudgetStore& store, Limit limit, absl::Duration st
     if (*r <= t) sent.push_back(t);
   }
   return sent;
-}
-
-// Largest number of `sent` times inside any half-open window [t, t + window).
-size_t MaxInWindow(const std::vector<absl::Time>& sent, absl::Duration window) {
-  size_t best = 0;
-  for (size_t i = 0; i < sent.size(); ++i) {
-    size_t j = i;
-    while (j < sent.size() && sent[j] < sent[i] + window) ++j;
-    best = std::max(best, j - i);
-  }
-  return best;
 }
 
 TEST(EmissionIntervalTest, PerOverRequestsTimesMargin) {

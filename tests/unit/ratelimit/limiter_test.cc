@@ -15,6 +15,7 @@
 #include "service/common/work_queue.h"
 #include "tests/support/fake_budget_store.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/windows.h"
 #include "tests/unit/ratelimit/test_util.h"
 
 namespace sag::ratelimit {
@@ -22,6 +23,7 @@ namespace {
 
 using ::sag::ratelimit::testing::JainIndex;
 using ::sag::ratelimit::testing::RetryDelay;
+using ::sag::testing::MaxInWindow;
 
 constexpr absl::string_view kLane = "ws/ListAudiences";
 const Limit k10PerSecond{10, absl::Seconds(1)};
@@ -91,16 +93,6 @@ class LimiterTest : public ::testing::Test {
   std::vector<Call> calls_;
   std::unique_ptr<Limiter> limiter_;
 };
-
-size_t MaxInWindow(const std::vector<absl::Time>& sent, absl::Duration window) {
-  size_t best = 0;
-  for (size_t i = 0; i < sent.size(); ++i) {
-    size_t j = i;
-    while (j < sent.size() && sent[j] < sent[i] + window) ++j;
-    best = std::max(best, j - i);
-  }
-  return best;
-}
 
 TEST_F(LimiterTest, FreeSlotAdmitsInlineWithoutTicket) {
   EXPECT_EQ(Acquire("a1", "A", k10PerSecond), kNoTicket);

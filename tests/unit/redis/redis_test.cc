@@ -28,12 +28,14 @@
 #include "service/redis/redis_preview_quota.h"
 #include "tests/common/redis_server.h"
 #include "tests/support/fake_clock.h"
+#include "tests/support/windows.h"
 
 namespace sag::redis {
 namespace {
 
 using ratelimit::Limit;
 using sag::testing::FreePort;
+using sag::testing::MaxInWindow;
 using sag::testing::RedisServer;
 
 RedisOptions FastOptions(const std::string& url) {
@@ -72,19 +74,6 @@ class RedisTest : public ::testing::Test {
 
   std::unique_ptr<RedisServer> server_;
 };
-
-// Largest number of `times` (sorted) inside any half-open window [t, t + window).
-size_t MaxInWindow(std::vector<absl::Time> times, absl::Duration window) {
-  std::sort(times.begin(), times.end());
-  size_t best = 0;
-  size_t j = 0;
-  for (size_t i = 0; i < times.size(); ++i) {
-    j = std::max(j, i);
-    while (j < times.size() && times[j] < times[i] + window) ++j;
-    best = std::max(best, j - i);
-  }
-  return best;
-}
 
 // Records the times a store admitted calls.
 class Admissions {
