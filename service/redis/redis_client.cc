@@ -266,13 +266,7 @@ RedisClient::~RedisClient() {
     stop_ = true;
   }
   if (thread_.joinable()) thread_.join();
-  std::vector<redisContext*> idle;
-  {
-    absl::MutexLock lock(&pool_mu_);
-    closed_ = true;
-    idle = DropLocked();
-  }
-  for (redisContext* c : idle) redisFree(c);
+  DropPool(/*close=*/true);
 }
 
 void RedisClient::Notify(bool up, const std::string& detail) {
@@ -284,6 +278,16 @@ void RedisClient::Notify(bool up, const std::string& detail) {
 void RedisClient::Wake() {
   absl::MutexLock lock(&state_mu_);
   wake_ = true;
+}
+
+void RedisClient::DropPool(bool close) {
+  std::vector<redisContext*> idle;
+  {
+    absl::MutexLock lock(&pool_mu_);
+    if (close) closed_ = true;
+    idle = DropLocked();
+  }
+  for (redisContext* c : idle) redisFree(c);
 }
 
 std::vector<redisContext*> RedisClient::DropLocked() {
@@ -453,8 +457,8 @@ bool RedisClient::Fill() {
     absl::MutexLock lock(&pool_mu_);
     if (!closed_) {
       // New connections (the pool coming up, or ones added to a pool left short) may reach a
-      // restarted server: a new generation either way.
-      if (!up_) ++epoch_;
+      // restarted server: a new generation either way. (No lease holds the current epoch while
+      // the pool is down: the drop moved it on.)
       up_ = true;
       idle_.insert(idle_.end(), made.begin(), made.end());
       made.clear();
@@ -505,12 +509,7 @@ void RedisClient::CheckHealth() {
   absl::StatusOr<RedisReply> pong = Command({"PING"});
   if (!pong.ok() || !pong->is_error() || !IsTransientError(pong->str)) return;
   // The server answers but cannot serve (loading, replica, ...): treat as down.
-  std::vector<redisContext*> idle;
-  {
-    absl::MutexLock lock(&pool_mu_);
-    idle = DropLocked();
-  }
-  for (redisContext* c : idle) redisFree(c);
+  DropPool(/*close=*/false);
   Notify(false, absl::StrCat("redis: ", pong->str));
 }
 

@@ -179,6 +179,9 @@ class RedisClient {
   // A command failed on `lease`: frees it, drops the pool (unless already dropped since the lease
   // was taken) and wakes the connector. Returns whether this call dropped it.
   bool Drop(Lease lease) ABSL_LOCKS_EXCLUDED(pool_mu_);
+  // Drops the pool and frees its idle connections (the busy ones when they come back); with
+  // `close`, for good.
+  void DropPool(bool close) ABSL_LOCKS_EXCLUDED(pool_mu_);
   // Drops the pool (pool_mu_ held); returns the idle connections for the caller to free unlocked.
   std::vector<redisContext*> DropLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(pool_mu_);
   void Wake() ABSL_LOCKS_EXCLUDED(state_mu_);
