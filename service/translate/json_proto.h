@@ -39,7 +39,7 @@
 //       member's object. A JSON key naming a member itself ("periodic") is also accepted.
 //    b. Wrapper: a message all of whose fields are the message members of one single oneof
 //       (AudiencePreviewResult) is written as the set member's object itself, with no wrapper
-//       key; an unset wrapper is written as {}.
+//       key; an unset wrapper is written as {}, and {} reads back as an unset wrapper.
 //    c. Reading either form picks the member whose message explains the JSON object best.
 //       The keys a message knows are its fields' JSON names plus the names of its inline
 //       oneofs (Struct / Value know every key); its required fields are those without presence
@@ -51,7 +51,8 @@
 //       Among candidates the member whose message knows the fewest keys (the tightest fit)
 //       wins, ties going to declaration order. With no candidate, the member whose message
 //       knows the most counted keys wins (ties: declaration order) and is read leniently
-//       (unknown keys ignored, as always). No counted key (e.g. {}) picks the first member.
+//       (unknown keys ignored, as always). No counted key (an inline oneof's {}, or only
+//       unknown or null keys) picks the first member.
 //       Examples (AudiencePreviewResult): {"id":"x"} -> account; {"id":"x","entities":{...}} ->
 //       profile; {"id","idProperty","relationshipSlug","profilesTruncated",...} -> entity.
 // 4. List wrapper: a message whose only field is a repeated field named `items`

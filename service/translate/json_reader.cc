@@ -576,6 +576,8 @@ absl::Status ReadMessage(const Json& j, Message* m, const Path* path, int depth)
     case Shape::kListValue:
       return ReadListValue(j, m, path, depth);
     case Shape::kWrapper:
+      // {} is what an unset wrapper writes: it reads back as unset (json_proto.h, rule 3b).
+      if (j.is_object() && j.empty()) return absl::OkStatus();
       // The member's object is the same JSON object; it counts as one more level so that a
       // wrapper whose member is a wrapper cannot recurse without bound.
       return ReadAnyOf(j, info.wrapper_oneof, m, path, depth + 1);
