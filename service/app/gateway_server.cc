@@ -300,7 +300,8 @@ absl::Status GatewayServer::BuildGateway() {
   auth_observer_ = UpstreamAuthStateObserver(metrics_.get(), &logger_, [this] { PublishHealth(); });
   for (const auto& ws : workspaces_)
     metrics_->upstream_auth_rejected->WithLabels({ws.name})->Set(0);
-  auto gateway = Gateway::Create(options, &env_, workspaces_, parts,
+  options.workspaces = workspaces_;
+  auto gateway = Gateway::Create(std::move(options), &env_, std::move(parts),
                                  GatewayObservers{metrics_.get(), &logger_, auth_observer_.get()});
   if (!gateway.ok()) return gateway.status();
   gateway_ = *std::move(gateway);

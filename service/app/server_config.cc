@@ -155,7 +155,7 @@ absl::Status ReadAddresses(ServerConfig* c) {
   c->listen = absl::GetFlag(FLAGS_listen);
   c->metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   c->upstream_url = absl::GetFlag(FLAGS_upstream_url);
-  c->shown_upstream = Gateway::NormalizeBaseUrl(c->upstream_url).value_or("?");
+  c->shown_upstream = NormalizeBaseUrl(c->upstream_url).value_or("?");
   c->redis_url = absl::GetFlag(FLAGS_redis_url);
   if (!c->redis_url.empty()) {
     absl::StatusOr<redis::RedisUrl> parsed = redis::ParseRedisUrl(c->redis_url);

@@ -94,16 +94,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "service/common/clock.h"
+#include "service/ratelimit/admission.h"
 #include "service/ratelimit/budget_store.h"
 #include "service/ratelimit/limits.h"
 
 namespace sag::ratelimit {
-
-// Identifies a queued call, for Cancel. kNoTicket: the call was answered at once.
-using Ticket = uint64_t;
-inline constexpr Ticket kNoTicket = 0;
-
-using AdmitFn = std::function<void(absl::Status)>;
 
 // A caller's priority class within each lane.
 enum class Priority { kInteractive = 0, kBatch = 1 };
@@ -115,13 +110,6 @@ struct CallerShare {
   int weight = 1;  // 1..kMaxWeight; larger values are clamped to it, smaller to 1.
 };
 inline constexpr int kMaxWeight = 1000;
-
-struct AcquireRequest {
-  std::string lane;    // workspace + "/" + rpc; also the BudgetStore key.
-  Limit limit;         // The lane's limit (LimitFor).
-  std::string caller;  // The fairness unit (authenticated caller, x-caller-id or peer).
-  absl::Time deadline = absl::InfiniteFuture();
-};
 
 // How a call left the limiter (for metrics).
 enum class Outcome {
@@ -184,39 +172,39 @@ struct LimiterStats {
   uint64_t remaining_zero_trusted = 0;  // Observe(0) ignored because the pacing explains it
 };
 
-class Limiter {
+class Limiter final : public Admission {
  public:
   // `store`, `clock` and `timers` are not owned and must outlive the Limiter.
   Limiter(BudgetStore* store, Clock* clock, Timers* timers, LimiterOptions options = {});
-  ~Limiter();
+  ~Limiter() override;
   Limiter(const Limiter&) = delete;
   Limiter& operator=(const Limiter&) = delete;
 
   // Asks for a slot of `r.lane` under `r.limit` for `r.caller`. `admit` runs exactly once (see
   // the file comment for when and where). Returns the Ticket of the queued call, or kNoTicket
   // when `admit` already ran.
-  Ticket Acquire(const AcquireRequest& r, AdmitFn admit);
+  Ticket Acquire(const AcquireRequest& r, AdmitFn admit) override;
 
   // Like Acquire, for a call whose upstream attempt was answered 429 (nothing executed): it goes
   // back to the head of the lane, and is refused at once (RESOURCE_EXHAUSTED +
   // RetryInfo) when the lane's pause leaves no time before its deadline. Not bounded by
   // max_queue.
-  Ticket Requeue(const AcquireRequest& r, AdmitFn admit);
+  Ticket Requeue(const AcquireRequest& r, AdmitFn admit) override;
 
   // Removes a queued call: its `admit` runs with CANCELLED on this thread before Cancel returns,
   // and its place is free at once. Returns false (and does nothing) when the ticket is
   // kNoTicket or its call was already answered.
-  bool Cancel(Ticket ticket);
+  bool Cancel(Ticket ticket) override;
 
   // Rate-limit headers of an upstream response of `lane`. remaining == 0 blocks the lane until
   // `reset` (capped at `per` + 1 s; without `reset`: for the lane's `per`), unless the pacing
   // explains it (see above).
   // Other values are ignored.
   void Observe(absl::string_view lane, std::optional<int64_t> remaining,
-               std::optional<absl::Time> reset);
+               std::optional<absl::Time> reset) override;
 
   // An upstream 429 on `lane`: no slot for max(retry_after, one emission interval).
-  void OnTooManyRequests(absl::string_view lane, absl::Duration retry_after);
+  void OnTooManyRequests(absl::string_view lane, absl::Duration retry_after) override;
 
   // Calls waiting in `lane` (0 for an unknown lane).
   size_t QueueDepth(absl::string_view lane) const;

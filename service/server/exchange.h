@@ -34,7 +34,7 @@
 #include "service/common/clock.h"
 #include "service/common/memory_budget.h"
 #include "service/operations/request_builder.h"
-#include "service/ratelimit/limiter.h"
+#include "service/ratelimit/admission.h"
 #include "service/ratelimit/preview_quota.h"
 #include "service/ratelimit/retry.h"
 #include "service/upstream/http.h"
@@ -46,7 +46,7 @@ struct ExchangeEnv {
   upstream::HttpClient* http = nullptr;
   Clock* clock = nullptr;
   Timers* timers = nullptr;
-  ratelimit::Limiter* limiter = nullptr;
+  ratelimit::Admission* limiter = nullptr;  // The admission stage (a ratelimit::Limiter).
   ratelimit::PreviewQuota* quota = nullptr;  // May be null: no monthly quota.
   ratelimit::RetryBudget* retry_budget = nullptr;
   const ratelimit::Backoff* backoff = nullptr;

@@ -1,7 +1,14 @@
-// The gateway's request path, shared by all 14 RPCs: look the RPC up in the operation table,
-// check and build the REST request, then run an Exchange (quota, limiter queue, HTTP, 429
-// requeue, retries) within the caller's deadline, and turn the answer into the response or a
-// gRPC error with google.rpc details.
+// The gateway's request path, shared by all 14 RPCs, as stages with one job each:
+//
+//   Route (routing.h: operation, caller, access, workspace, deadline)
+//     -> [a listing: the cache front end; a fresh hit is answered here]
+//     -> Plan (planning.h: REST request and token, only for a call that goes upstream)
+//     -> Exchange (exchange.h: monthly quota; admission, admission.h, the limiter's queue; HTTP;
+//        429 requeue; retries; the REST answer decoded)
+//     -> Answer (answer.h: invalidation, audit, metrics, the call's log line) -> the reply.
+//
+// The Gateway is the orchestrator: it owns the stages, charges each call its share of the
+// memory budget, and binds a call's reactor (call.h) to whatever it waits on.
 //
 // No thread waits on a call: Handle() returns a reactor at once; the exchange finishes it from a
 // limiter, timer or HTTP thread; a caller that cancels (or whose deadline passes) leaves the
@@ -34,7 +41,11 @@
 #include "service/idempotency/idempotency.h"
 #include "service/operations/request_builder.h"
 #include "service/ratelimit/limits.h"
+#include "service/server/answer.h"
+#include "service/server/call.h"
 #include "service/server/exchange.h"
+#include "service/server/planning.h"
+#include "service/server/routing.h"
 #include "service/server/trace_context.h"
 #include "service/server/upstream_auth.h"
 #include "service/telemetry/gateway_metrics.h"
@@ -51,15 +62,7 @@ struct GatewayOptions {
   std::string upstream_url = "https://api.segmentapis.com";  // Default for every workspace.
   ratelimit::LimitOverrides rate_limits;                     // --rate_limits
   ratelimit::Limit api_default{60, absl::Minutes(1)};        // Ops without a documented limit.
-};
-
-// Where the gateway reports each call; both optional, not owned.
-// A Segment workspace: its token and the spaces it serves.
-struct Workspace {
-  std::string name;
-  auth::TokenSource* tokens = nullptr;      // Not owned.
-  absl::flat_hash_set<std::string> spaces;  // Empty: any space.
-  std::string upstream_url;                 // Empty: GatewayOptions::upstream_url.
+  std::vector<Workspace> workspaces;                         // At least one.
 };
 
 // Optional parts; none owned.
@@ -72,6 +75,7 @@ struct GatewayParts {
   idempotency::Store* idempotency = nullptr;
 };
 
+// Where the gateway reports; all optional, none owned.
 struct GatewayObservers {
   telemetry::GatewayMetrics* metrics = nullptr;
   telemetry::Logger* logger = nullptr;
@@ -81,12 +85,11 @@ struct GatewayObservers {
 
 class Gateway {
  public:
-  // Binds every row of the operation table to its method of
-  // segment.audiences.v1.AudiencesService; fails when they disagree. `env` and `tokens` are
-  // not owned and must outlive the Gateway.
+  // Builds the stages (routing binds every row of the operation table to its method of
+  // segment.audiences.v1.AudiencesService and fails when they disagree; planning validates the
+  // URLs). `env` must outlive the Gateway.
   static absl::StatusOr<std::unique_ptr<Gateway>> Create(GatewayOptions options,
                                                          const ExchangeEnv* env,
-                                                         std::vector<Workspace> workspaces,
                                                          GatewayParts parts = {},
                                                          GatewayObservers observers = {});
 
@@ -104,46 +107,22 @@ class Gateway {
                                           const grpc::ByteBuffer* request,
                                           grpc::ByteBuffer* response);
 
-  // Picks the workspace of a call: by `requested` name (x-segment-workspace) when given, else
-  // by the space id. INVALID_ARGUMENT for an unknown name or an ambiguous space, NOT_FOUND for a
-  // space no workspace serves.
-  absl::StatusOr<const Workspace*> SelectWorkspace(absl::string_view requested,
-                                                   absl::string_view space) const;
-
-  // The limit the gateway applies to `rpc` (documented, overridden, or the API default).
-  ratelimit::Limit LimitOf(absl::string_view rpc) const;
+  const Router& router() const { return *router_; }
+  const Planner& planner() const { return *planner_; }
 
   // True from the first 401/403 answer for `workspace` until its next 2xx (upstream_auth.h). While
   // true, the workspace's listings bypass the cache (never fresh or stale from it).
   bool TokenRejected(absl::string_view workspace) const { return auth_state_->Rejected(workspace); }
 
-  // Validates a base URL: http(s)://host[:port][/prefix], returned without a trailing slash.
-  static absl::StatusOr<std::string> NormalizeBaseUrl(absl::string_view url);
-
  private:
-  struct CallInfo;
-  class Call;
-  // What routing decided for a call: its operation, its workspace, its deadline.
-  struct Routed {
-    const ops::RequestBuilder* builder = nullptr;
-    const Workspace* workspace = nullptr;
-    absl::Time deadline = absl::InfiniteFuture();
-  };
-  // Stage 1, routing, for every call: request id and trace context, the memory charge, the
-  // operation, caller identity and access, the workspace, a deadline not yet passed. Builds
-  // nothing for the upstream. Returns false after finishing `call` with the error.
+  using Call = GatewayCall;
+  Gateway(const ExchangeEnv* env, std::unique_ptr<Router> router, std::unique_ptr<Planner> planner,
+          GatewayParts parts, GatewayObservers observers);
+
+  // Routing for every call, with the memory charge between identifying the call and routing it.
+  // Returns false after finishing `call` with the error.
   bool Route(absl::string_view rpc, grpc::CallbackServerContext* context,
              const google::protobuf::Message& request, Call* call, CallInfo& info, Routed& routed);
-  // The call's identity for its log line: rpc, caller hint, request id, trace, space.
-  void StartInfo(absl::string_view rpc, grpc::CallbackServerContext* context,
-                 const google::protobuf::Message& request, CallInfo& info);
-  // With access control: the caller's identity (into info.caller) and whether it may call.
-  absl::Status IdentifyAndAuthorize(grpc::CallbackServerContext* context, CallInfo& info);
-  // Stage 2, upstream planning, only for a call that will go upstream (a listing: on a cache
-  // miss): the REST request (INVALID_ARGUMENT when the request cannot be one), the workspace's
-  // token (UNAVAILABLE without one), the headers, and the exchange's lane, limit and deadline.
-  absl::Status Plan(const Routed& routed, const CallInfo& info,
-                    const google::protobuf::Message& request, ExchangeParams& params);
   // Route, then Plan (every call that is not a listing).
   bool Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
              const google::protobuf::Message& request, Call* call, CallInfo& info,
@@ -153,16 +132,13 @@ class Gateway {
   // Charges `call` its share of the memory budget (env->memory): the parked cost and twice the
   // request's size; or RESOURCE_EXHAUSTED.
   absl::Status ChargeMemory(Call* call, size_t request_bytes);
-  Gateway(GatewayOptions options, const ExchangeEnv* env, std::vector<Workspace> workspaces,
-          GatewayParts parts, GatewayObservers observers)
-      : options_(std::move(options)),
-        env_(env),
-        workspaces_(std::move(workspaces)),
-        parts_(parts),
-        observers_(observers) {}
+  // `done`, after the workspace's token state has learnt the exchange's last HTTP status.
+  Exchange::Done WatchingAuth(std::string workspace, Exchange::Done done);
+
+  // --- The listing front end (gateway_listing.cc). ---
   // Serves a cacheable listing through the cache (hit, singleflight miss, stale, bypass), or
-  // straight from the upstream when no cache is configured.
-  // A fresh hit is answered without planning an upstream request.
+  // straight from the upstream when no cache is configured. A fresh hit is answered without
+  // planning an upstream request.
   void ServeListing(grpc::CallbackServerContext* context, Call* call,
                     std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
                     grpc::ByteBuffer* response, const Routed& routed);
@@ -183,8 +159,10 @@ class Gateway {
   void WatchListingWait(grpc::CallbackServerContext* context, Call* call,
                         cache::ListingCache::WaiterId waiter,
                         const std::shared_ptr<std::atomic<Timers::TimerId>>& timer);
-  // A write sent with `idempotency-key`: checks the key, then replays the recorded answer,
-  // parks the call until the first call with the key answers, or runs it (StartKeyedWrite).
+
+  // --- Writes sent with `idempotency-key` (gateway_keyed.cc). ---
+  // Checks the key, then replays the recorded answer, parks the call until the first call with
+  // the key answers, or runs it (StartKeyedWrite).
   void ServeKeyedWrite(grpc::CallbackServerContext* context, Call* call,
                        std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
                        google::protobuf::Message* response, ExchangeParams params);
@@ -197,27 +175,15 @@ class Gateway {
                        const google::protobuf::Message& request,
                        google::protobuf::Message* response, ExchangeParams params,
                        std::string scope);
-  // Drops the listings a write may have changed (before its caller sees the answer).
-  void InvalidateAfterWrite(const std::string& workspace, const ops::Operation& op,
-                            const google::protobuf::Message& request, const absl::Status& status);
-  // One audit line for a write: who, what, where, outcome.
-  void Audit(const CallInfo& info, const google::protobuf::Message& request,
-             const google::protobuf::Message* response, const absl::Status& status);
-  // `done`, after the workspace's token state has learnt the exchange's last HTTP status.
-  Exchange::Done WatchingAuth(std::string workspace, Exchange::Done done);
-  // Reports a finished call to the metrics and the log.
-  void Report(const CallInfo& info, const absl::Status& status, const ExchangeReport& report);
 
-  const GatewayOptions options_;
   const ExchangeEnv* const env_;
-  const std::vector<Workspace> workspaces_;
+  const std::unique_ptr<Router> router_;
+  const std::unique_ptr<Planner> planner_;
   const GatewayParts parts_;
-  const GatewayObservers observers_;
-  absl::flat_hash_map<std::string, std::unique_ptr<ops::RequestBuilder>> builders_;
+  Answerer answer_;
   // Shared with the exchanges' callbacks: a background listing refresh may report after the
   // Gateway is gone.
-  const std::shared_ptr<UpstreamAuthState> auth_state_ =
-      std::make_shared<UpstreamAuthState>(observers_.upstream_auth);
+  const std::shared_ptr<UpstreamAuthState> auth_state_;
 };
 
 }  // namespace sag

@@ -13,6 +13,7 @@
 #include "segment/audiences/v1/audiences.pb.h"
 #include "service/operations/operation_table.h"
 #include "service/operations/request_builder.h"
+#include "service/ratelimit/limiter.h"
 #include "tests/support/fake_budget_store.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_http_client.h"

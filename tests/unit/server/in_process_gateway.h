@@ -52,7 +52,8 @@ class InProcessGatewayTest : public ::testing::Test {
     GatewayOptions options;
     options.upstream_url = "https://api.example";
     if (observers.logger == nullptr) observers.logger = &logger_;
-    gateway_ = *Gateway::Create(options, &env_, {ws}, parts, observers);
+    options.workspaces = {ws};
+    gateway_ = *Gateway::Create(options, &env_, parts, observers);
     service_ = std::make_unique<AudiencesServiceImpl>(gateway_.get());
     grpc::ServerBuilder builder;
     builder.RegisterService(service_.get());
