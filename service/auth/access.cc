@@ -88,6 +88,98 @@ std::string Sha256Hex(absl::string_view data) {
   return out;
 }
 
+absl::Status AccessPolicy::AddCaller(const YAML::Node& c, const std::string& path,
+                                     absl::flat_hash_set<std::string>& names) {
+  if (!c.IsMap()) return ConfigError(path, "must be a mapping", c);
+  for (const auto& kv : c) {
+    std::string key = kv.first.Scalar();
+    if (key != "name" && key != "cert_names" && key != "secret_sha256" && key != "priority" &&
+        key != "weight") {
+      return ConfigError(absl::StrCat(path, ".", key), "unknown key", kv.first);
+    }
+  }
+  if (!c["name"].IsScalar() || c["name"].Scalar().empty()) {
+    return ConfigError(path + ".name", "required", c);
+  }
+  std::string name = c["name"].Scalar();
+  if (!names.insert(name).second) return ConfigError(path + ".name", "duplicate name", c);
+  auto certs = StringList(c["cert_names"], path + ".cert_names");
+  if (!certs.ok()) return certs.status();
+  for (const auto& cert : *certs) {
+    if (!callers_by_cert_.emplace(cert, name).second) {
+      return ConfigError(path + ".cert_names", absl::StrCat("'", cert, "' names two callers"), c);
+    }
+  }
+  if (c["secret_sha256"].IsDefined()) {
+    std::string hash = absl::AsciiStrToLower(c["secret_sha256"].Scalar());
+    if (!IsHex64(hash)) {
+      return ConfigError(path + ".secret_sha256", "must be 64 hex digits (SHA-256)", c);
+    }
+    if (!callers_by_secret_.emplace(hash, name).second) {
+      return ConfigError(path + ".secret_sha256", "the same secret names two callers", c);
+    }
+  }
+  if (certs->empty() && !c["secret_sha256"].IsDefined()) {
+    return ConfigError(path, "needs cert_names or secret_sha256", c);
+  }
+  absl::StatusOr<ratelimit::CallerShare> share = ParseShare(c, path);
+  if (!share.ok()) return share.status();
+  shares_.emplace(name, *share);
+  return absl::OkStatus();
+}
+
+absl::Status AccessPolicy::AddRpcs(const std::string& entry,
+                                   const std::vector<absl::string_view>& rpcs,
+                                   const std::vector<absl::string_view>& write_rpcs, Rule& rule) {
+  if (entry == "read" || entry == "write" || entry == "*") {
+    for (absl::string_view rpc : rpcs) {
+      bool is_write = std::find(write_rpcs.begin(), write_rpcs.end(), rpc) != write_rpcs.end();
+      if (entry == "*" || (entry == "write") == is_write) rule.rpcs.insert(std::string(rpc));
+    }
+    return absl::OkStatus();
+  }
+  if (std::find(rpcs.begin(), rpcs.end(), entry) == rpcs.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown RPC or group '", entry, "'"));
+  }
+  rule.rpcs.insert(entry);
+  return absl::OkStatus();
+}
+
+absl::Status AccessPolicy::AddRule(const YAML::Node& a, const std::string& path,
+                                   const absl::flat_hash_set<std::string>& names,
+                                   const std::vector<absl::string_view>& rpcs,
+                                   const std::vector<absl::string_view>& write_rpcs) {
+  if (!a.IsMap()) return ConfigError(path, "must be a mapping", a);
+  for (const auto& kv : a) {
+    std::string key = kv.first.Scalar();
+    if (key != "caller" && key != "rpcs" && key != "spaces") {
+      return ConfigError(absl::StrCat(path, ".", key), "unknown key", kv.first);
+    }
+  }
+  if (!a["caller"].IsScalar() || a["caller"].Scalar().empty()) {
+    return ConfigError(path + ".caller", "required", a);
+  }
+  std::string caller = a["caller"].Scalar();
+  if (!names.empty() && !names.contains(caller)) {
+    return ConfigError(path + ".caller", absl::StrCat("no caller named '", caller, "'"), a);
+  }
+  Rule rule;
+  auto rpc_list = StringList(a["rpcs"], path + ".rpcs");
+  if (!rpc_list.ok()) return rpc_list.status();
+  if (rpc_list->empty()) return ConfigError(path + ".rpcs", "required", a);
+  for (const auto& r : *rpc_list) {
+    if (absl::Status added = AddRpcs(r, rpcs, write_rpcs, rule); !added.ok()) {
+      return ConfigError(path + ".rpcs", std::string(added.message()), a);
+    }
+  }
+  auto spaces = StringList(a["spaces"], path + ".spaces");
+  if (!spaces.ok()) return spaces.status();
+  if (spaces->empty()) return ConfigError(path + ".spaces", "required (use \"*\" for all)", a);
+  rule.spaces.insert(spaces->begin(), spaces->end());
+  rules_[caller].push_back(std::move(rule));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AccessPolicy> AccessPolicy::Parse(const YAML::Node& root,
                                                  const std::vector<absl::string_view>& rpcs,
                                                  const std::vector<absl::string_view>& write_rpcs) {
@@ -98,44 +190,8 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(const YAML::Node& root,
   if (callers.IsDefined() && !callers.IsNull()) {
     if (!callers.IsSequence()) return ConfigError("callers", "must be a list", callers);
     for (size_t i = 0; i < callers.size(); ++i) {
-      std::string path = absl::StrCat("callers[", i, "]");
-      const YAML::Node c = callers[i];
-      if (!c.IsMap()) return ConfigError(path, "must be a mapping", c);
-      for (const auto& kv : c) {
-        std::string key = kv.first.Scalar();
-        if (key != "name" && key != "cert_names" && key != "secret_sha256" && key != "priority" &&
-            key != "weight") {
-          return ConfigError(absl::StrCat(path, ".", key), "unknown key", kv.first);
-        }
-      }
-      if (!c["name"].IsScalar() || c["name"].Scalar().empty()) {
-        return ConfigError(path + ".name", "required", c);
-      }
-      std::string name = c["name"].Scalar();
-      if (!names.insert(name).second) return ConfigError(path + ".name", "duplicate name", c);
-      auto certs = StringList(c["cert_names"], path + ".cert_names");
-      if (!certs.ok()) return certs.status();
-      for (const auto& cert : *certs) {
-        if (!p.callers_by_cert_.emplace(cert, name).second) {
-          return ConfigError(path + ".cert_names", absl::StrCat("'", cert, "' names two callers"),
-                             c);
-        }
-      }
-      if (c["secret_sha256"].IsDefined()) {
-        std::string hash = absl::AsciiStrToLower(c["secret_sha256"].Scalar());
-        if (!IsHex64(hash)) {
-          return ConfigError(path + ".secret_sha256", "must be 64 hex digits (SHA-256)", c);
-        }
-        if (!p.callers_by_secret_.emplace(hash, name).second) {
-          return ConfigError(path + ".secret_sha256", "the same secret names two callers", c);
-        }
-      }
-      if (certs->empty() && !c["secret_sha256"].IsDefined()) {
-        return ConfigError(path, "needs cert_names or secret_sha256", c);
-      }
-      absl::StatusOr<ratelimit::CallerShare> share = ParseShare(c, path);
-      if (!share.ok()) return share.status();
-      p.shares_.emplace(name, *share);
+      absl::Status added = p.AddCaller(callers[i], absl::StrCat("callers[", i, "]"), names);
+      if (!added.ok()) return added;
     }
   }
   YAML::Node access = root["access"];
@@ -143,44 +199,9 @@ absl::StatusOr<AccessPolicy> AccessPolicy::Parse(const YAML::Node& root,
     if (!access.IsSequence()) return ConfigError("access", "must be a list", access);
     p.has_rules_ = true;
     for (size_t i = 0; i < access.size(); ++i) {
-      std::string path = absl::StrCat("access[", i, "]");
-      const YAML::Node a = access[i];
-      if (!a.IsMap()) return ConfigError(path, "must be a mapping", a);
-      for (const auto& kv : a) {
-        std::string key = kv.first.Scalar();
-        if (key != "caller" && key != "rpcs" && key != "spaces") {
-          return ConfigError(absl::StrCat(path, ".", key), "unknown key", kv.first);
-        }
-      }
-      if (!a["caller"].IsScalar() || a["caller"].Scalar().empty()) {
-        return ConfigError(path + ".caller", "required", a);
-      }
-      std::string caller = a["caller"].Scalar();
-      if (!names.empty() && !names.contains(caller)) {
-        return ConfigError(path + ".caller", absl::StrCat("no caller named '", caller, "'"), a);
-      }
-      Rule rule;
-      auto rpc_list = StringList(a["rpcs"], path + ".rpcs");
-      if (!rpc_list.ok()) return rpc_list.status();
-      if (rpc_list->empty()) return ConfigError(path + ".rpcs", "required", a);
-      for (const auto& r : *rpc_list) {
-        if (r == "read" || r == "write" || r == "*") {
-          for (absl::string_view rpc : rpcs) {
-            bool is_write =
-                std::find(write_rpcs.begin(), write_rpcs.end(), rpc) != write_rpcs.end();
-            if (r == "*" || (r == "write") == is_write) rule.rpcs.insert(std::string(rpc));
-          }
-        } else if (std::find(rpcs.begin(), rpcs.end(), r) != rpcs.end()) {
-          rule.rpcs.insert(r);
-        } else {
-          return ConfigError(path + ".rpcs", absl::StrCat("unknown RPC or group '", r, "'"), a);
-        }
-      }
-      auto spaces = StringList(a["spaces"], path + ".spaces");
-      if (!spaces.ok()) return spaces.status();
-      if (spaces->empty()) return ConfigError(path + ".spaces", "required (use \"*\" for all)", a);
-      rule.spaces.insert(spaces->begin(), spaces->end());
-      p.rules_[caller].push_back(std::move(rule));
+      absl::Status added =
+          p.AddRule(access[i], absl::StrCat("access[", i, "]"), names, rpcs, write_rpcs);
+      if (!added.ok()) return added;
     }
   }
   return p;

@@ -80,6 +80,17 @@ class AccessPolicy {
     absl::flat_hash_set<std::string> rpcs;
     absl::flat_hash_set<std::string> spaces;  // Contains "*" for all.
   };
+  // callers[i] at `path`: its name (into `names`), cert names, secret and share.
+  absl::Status AddCaller(const YAML::Node& c, const std::string& path,
+                         absl::flat_hash_set<std::string>& names);
+  // access[i] at `path`, for a caller in `names` (any caller when `names` is empty).
+  absl::Status AddRule(const YAML::Node& a, const std::string& path,
+                       const absl::flat_hash_set<std::string>& names,
+                       const std::vector<absl::string_view>& rpcs,
+                       const std::vector<absl::string_view>& write_rpcs);
+  // The RPCs an `rpcs` entry names: one RPC, or the groups read, write and *.
+  static absl::Status AddRpcs(const std::string& entry, const std::vector<absl::string_view>& rpcs,
+                              const std::vector<absl::string_view>& write_rpcs, Rule& rule);
   absl::flat_hash_map<std::string, std::string> callers_by_secret_;  // sha256 -> name
   absl::flat_hash_map<std::string, std::string> callers_by_cert_;    // cert name -> name
   absl::flat_hash_map<std::string, std::vector<Rule>> rules_;        // caller -> rules
