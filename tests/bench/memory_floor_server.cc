@@ -4,9 +4,8 @@
 //
 // Built like the gateway's server (service/app/gateway_server.cc, StartGrpc): the same gRPC,
 // the default health service and reflection, SO_REUSEPORT off and a ResourceQuota of
-// --max_memory. GetAudience is held unanswered until the caller cancels or its deadline passes
-// (then answered CANCELLED), except a call with id "held?": answered at once with the number of
-// calls held in its audience's name, so that the benchmark can wait until every call is held.
+// --max_memory, serving HeldCallsService (held_calls.h): every GetAudience is held unanswered
+// until its caller leaves; one of id "held?" answers how many are held.
 //
 //   bench_memory_floor [--max_memory=512Mi]
 //
@@ -15,53 +14,15 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
-#include <atomic>
 #include <cstdio>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "service/common/memory_budget.h"
+#include "tests/bench/held_calls.h"
 
 ABSL_FLAG(std::string, max_memory, "512Mi", "Size of the server's gRPC ResourceQuota.");
-
-namespace {
-
-namespace v1 = segment::audiences::v1;
-constexpr char kHeldQuery[] = "held?";
-
-// A held call: finished only when its caller leaves.
-class Held final : public grpc::ServerUnaryReactor {
- public:
-  explicit Held(std::atomic<int>* held) : held_(held) { held_->fetch_add(1); }
-  void OnCancel() override { Finish(grpc::Status::CANCELLED); }
-  void OnDone() override {
-    held_->fetch_sub(1);
-    delete this;
-  }
-
- private:
-  std::atomic<int>* const held_;
-};
-
-class FloorService final : public v1::AudiencesService::CallbackService {
- public:
-  grpc::ServerUnaryReactor* GetAudience(grpc::CallbackServerContext* context,
-                                        const v1::GetAudienceRequest* request,
-                                        v1::GetAudienceResponse* response) override {
-    if (request->id() != kHeldQuery) return new Held(&held_);
-    response->mutable_audience()->set_name(std::to_string(held_.load()));
-    auto* reactor = context->DefaultReactor();
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-
- private:
-  std::atomic<int> held_{0};
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -72,7 +33,7 @@ int main(int argc, char** argv) {
   }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  FloorService service;
+  sag::bench::HeldCallsService service;
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
