@@ -48,7 +48,7 @@ for b in $benches; do
       --benchmark_out_format=json ;;
     memory) run memory "$bin/bench_memory" --calls=32000 --lanes=4 --limit=10/1s \
       --max_memory=512Mi --in_flight=2000 --latency=2s --json="$out/memory.json" ;;
-    memory_heap) run memory_heap "$bin/bench_memory_heap" --calls=4000 --latency=5s ;;
+    memory_heap) run memory_heap "$bin/bench_memory_heap" --calls=2000 --latency=5s ;;
     *) echo "unknown benchmark: $b" >&2; failed+=("$b (unknown)") ;;
   esac
 done
