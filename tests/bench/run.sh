@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.." || exit 1
 deploy/local/install-deps.sh || exit 1
 build="${BUILD_DIR:-build/bench}"
 out="${OUT_DIR:-$build/results}"
-benches="${BENCHES:-proxy cache ratelimit lanes shares concurrency scaleout freeze translate memory}"
+benches="${BENCHES:-proxy cache ratelimit lanes shares concurrency scaleout freeze translate memory memory_heap}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
 targets=()
 for b in $benches; do targets+=("bench_$b"); done
@@ -48,6 +48,7 @@ for b in $benches; do
       --benchmark_out_format=json ;;
     memory) run memory "$bin/bench_memory" --calls=32000 --lanes=4 --limit=10/1s \
       --max_memory=512Mi --in_flight=2000 --latency=2s --json="$out/memory.json" ;;
+    memory_heap) run memory_heap "$bin/bench_memory_heap" --calls=2000 --latency=5s ;;
     *) echo "unknown benchmark: $b" >&2; failed+=("$b (unknown)") ;;
   esac
 done

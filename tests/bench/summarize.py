@@ -219,9 +219,18 @@ def main():
     kp = get(memory, "kb_per_parked_call")
     row("memory budget", "RSS per parked call (KB)", fmt(kp, "{:.1f}"), "idle RSS, same run",
         "<= 8: " + goal(kp, lambda v: v <= 8))
+    row("memory budget", "gateway excess per parked call over gRPC alone (KB)",
+        fmt(get(memory, "floor", "gateway_excess_kb_per_call"), "{:.1f}"),
+        "gRPC floor (bench_memory_floor) " +
+        fmt(get(memory, "floor", "kb_per_held_call"), "{:.1f}") + " KB per held call")
     kf = get(memory, "in_flight", "kb_per_call")
     row("memory budget", "RSS per call in flight (KB)", fmt(kf, "{:.1f}"), "idle RSS, same run",
         "<= 16: " + goal(kf, lambda v: v <= 16))
+    row("memory budget", "gateway excess per call in flight over gRPC alone (KB)",
+        fmt(get(memory, "in_flight", "floor", "gateway_excess_kb_per_call"), "{:.1f}"),
+        "gRPC floor (bench_memory_floor) " +
+        fmt(get(memory, "in_flight", "floor", "kb_per_held_call"), "{:.1f}") +
+        " KB per held call")
 
     widths = [max(len(str(r[i])) for r in rows + [("scenario", "figure", "value", "baseline",
                                                    "goal")]) for i in range(5)]
