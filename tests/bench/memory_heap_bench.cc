@@ -9,7 +9,7 @@
 //     admitted and held upstream. Gateway - floor is the gateway's excess per call (the client's
 //     share cancels out).
 //  2. The gateway's parts, each built --calls times as the request path builds it for a
-//     GetAudience and kept alive: ExchangeParams (Gateway::Plan: the upstream request with its
+//     GetAudience and kept alive: ExchangeParams (Planner::Plan: the upstream request with its
 //     headers, the token, lane, caller, space), a limiter waiter (Limiter::Acquire with a callback
 //     of the size Exchange::Admit gives it), and an Exchange started on them (params, Exchange,
 //     its Done closures of the gateway's sizes, the waiter).
@@ -221,7 +221,8 @@ class GatewayRig {
     options.upstream_url = "http://127.0.0.1:8080";
     options.rate_limits["GetAudience"] = upstream ? sag::ratelimit::Limit{1 << 30, absl::Seconds(1)}
                                                   : kParking;
-    gateway_ = *sag::Gateway::Create(options, &env_, {ws});
+    options.workspaces = {ws};
+    gateway_ = *sag::Gateway::Create(options, &env_);
     service_ = std::make_unique<sag::AudiencesServiceImpl>(gateway_.get());
     server_ = Serve(service_.get());
     http_.Reserve(kWarm + absl::GetFlag(FLAGS_calls));
@@ -265,7 +266,7 @@ const sag::ops::RequestBuilder& GetAudienceBuilder() {
   return *builder;
 }
 
-// ExchangeParams as Gateway::Plan builds them for a GetAudience (no trace context).
+// ExchangeParams as Planner::Plan builds them for a GetAudience (no trace context).
 sag::ExchangeParams PlannedParams(const std::string& base_url) {
   v1::GetAudienceRequest request;
   request.set_space_id(kSpace);
