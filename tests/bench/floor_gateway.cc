@@ -10,6 +10,10 @@
 //    reference-counted slice, no copy) with the two initial metadata entries a cache hit sends,
 //    `x-request-id` (a fixed 32-hex-digit id, the size of the gateway's own) and `x-cache: hit`,
 //    and status OK; FAILED_PRECONDITION before any Store.
+//  - /sag.bench.Floor/HitOwnReactor answers as Hit, through a reactor of its own (new, deleted in
+//    OnDone) instead of gRPC's default one, as the gateway's calls do: gRPC runs such a reactor's
+//    OnDone on its executor (a thread hop per call), the default reactor's inline. The difference
+//    to Hit is that cost (bench_hits --own_reactor_floor).
 // So Hit is the floor of a cache hit: the same bytes on the wire, without the gateway's work.
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/byte_buffer.h>
@@ -55,6 +59,9 @@ class FloorService final : public grpc::Service {
     AddRaw("/sag.bench.Floor/Hit", 1,
            [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer*,
                   grpc::ByteBuffer* response) { return Hit(context, response); });
+    AddRaw("/sag.bench.Floor/HitOwnReactor", 2,
+           [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer*,
+                  grpc::ByteBuffer* response) { return Hit(context, response, new OwnReactor()); });
   }
 
  private:
@@ -70,17 +77,27 @@ class FloorService final : public grpc::Service {
         new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(handler));
   }
 
+  // A reactor as an application writes one: nothing to do on cancellation, deleted when done.
+  class OwnReactor final : public grpc::ServerUnaryReactor {
+    void OnCancel() override {}
+    void OnDone() override { delete this; }
+  };
+
+  // Finishes through `reactor` (null: the context's default reactor) and returns it.
   static grpc::ServerUnaryReactor* Finish(grpc::CallbackServerContext* context,
-                                          const grpc::Status& status) {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+                                          const grpc::Status& status,
+                                          grpc::ServerUnaryReactor* reactor = nullptr) {
+    if (reactor == nullptr) reactor = context->DefaultReactor();
     reactor->Finish(status);
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* Hit(grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  grpc::ServerUnaryReactor* Hit(grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
+                                grpc::ServerUnaryReactor* reactor = nullptr) {
     Bytes bytes = std::atomic_load(&stored_);
     if (bytes == nullptr) {
-      return Finish(context, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "nothing stored"));
+      return Finish(context, grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "nothing stored"),
+                    reactor);
     }
     context->AddInitialMetadata("x-request-id", "5f0c3e9a1b7d4c2e8a6f0b1d3c5e7a9f");
     context->AddInitialMetadata("x-cache", "hit");
@@ -91,7 +108,7 @@ class FloorService final : public grpc::Service {
         [](void* p) { delete static_cast<Bytes*>(p); }, held);
     grpc::ByteBuffer buffer(&slice, 1);
     response->Swap(&buffer);
-    return Finish(context, grpc::Status::OK);
+    return Finish(context, grpc::Status::OK, reactor);
   }
 
   Bytes stored_;  // Through std::atomic_load / std::atomic_store only.

@@ -17,7 +17,11 @@
 //
 //   bench_hits [--seconds=3] [--rounds=3] [--warmup=1] [--connections=4] [--streams=32]
 //              [--audiences=10] [--client_core=0] [--gateway_core=1] [--gateway_log_level=info]
-//              [--json=FILE]
+//              [--own_reactor_floor] [--json=FILE]
+//
+// --own_reactor_floor adds a fourth method to each round, /sag.bench.Floor/HitOwnReactor: the
+// floor answered through a reactor of its own (as the gateway's calls are), whose OnDone gRPC
+// runs on its executor thread instead of inline; the difference to the floor is that hop.
 //
 // Correctness, each a failure (exit 1): before the load, gRPC calls check that a hit answers
 // x-cache: hit, that Floor/Hit answers the same bytes and metadata, and that Health/Check is
@@ -70,6 +74,9 @@ ABSL_FLAG(int, client_core, 0, "The core h2load is pinned to (taskset).");
 ABSL_FLAG(int, gateway_core, 1, "The core every gateway thread is pinned to.");
 ABSL_FLAG(std::string, gateway_log_level, "info",
           "The gateway's --log_level (info, its default: one call line per hit).");
+ABSL_FLAG(bool, own_reactor_floor, false,
+          "Also drive /sag.bench.Floor/HitOwnReactor: the floor answered through a reactor of "
+          "its own, as the gateway's calls are (the cost of gRPC running its OnDone elsewhere).");
 ABSL_FLAG(std::string, json, "", "Also write the figures to this JSON file.");
 
 namespace {
@@ -78,6 +85,7 @@ namespace v1 = segment::audiences::v1;
 constexpr char kSpace[] = "9aQ1Lj62S4bomZKLF4DPqW";
 constexpr char kListMethod[] = "/segment.audiences.v1.AudiencesService/ListAudiences";
 constexpr char kFloorMethod[] = "/sag.bench.Floor/Hit";
+constexpr char kOwnReactorMethod[] = "/sag.bench.Floor/HitOwnReactor";
 constexpr char kStoreMethod[] = "/sag.bench.Floor/Store";
 constexpr char kHealthMethod[] = "/grpc.health.v1.Health/Check";
 constexpr int kSkipped = 77;
@@ -392,13 +400,14 @@ ListingCounts ReadListingCounts(sag::testing::Stack& s, int metrics_port) {
 // ---- The rounds ----
 
 struct Rounds {
-  std::vector<H2loadRun> runs[3];  // By kind: hit, floor, health.
+  std::vector<std::vector<H2loadRun>> runs;  // By kind: hit, floor, health[, own reactor].
   bool all_succeeded = true;
   std::string first_error;
 };
 
 Rounds RunRounds(const Load& load, const std::vector<Kind>& kinds, int rounds, double seconds) {
   Rounds r;
+  r.runs.resize(kinds.size());
   for (int round = 0; round < rounds; ++round) {
     for (size_t k = 0; k < kinds.size(); ++k) {
       H2loadRun run = RunH2load(load, kinds[k], seconds);
@@ -425,7 +434,9 @@ nlohmann::json RunJson(const H2loadRun& run) {
 // Prints the rounds and their medians; returns them as JSON.
 nlohmann::json Report(const Rounds& r, const std::vector<Kind>& kinds) {
   nlohmann::json rounds = nlohmann::json::array();
-  std::vector<double> to_floor, to_health, rate[3], gw_cpu[3], client_cpu[3];
+  const size_t n = kinds.size();
+  std::vector<double> to_floor, to_health;
+  std::vector<std::vector<double>> rate(n), gw_cpu(n), client_cpu(n);
   for (size_t i = 0; i < r.runs[0].size(); ++i) {
     const H2loadRun &hit = r.runs[0][i], &floor = r.runs[1][i], &health = r.runs[2][i];
     to_floor.push_back(Ratio(hit.calls_per_s, floor.calls_per_s));
@@ -435,12 +446,10 @@ nlohmann::json Report(const Rounds& r, const std::vector<Kind>& kinds) {
         "hit/floor %.2f, hit/health %.2f\n",
         i + 1, hit.calls_per_s, hit.gateway_cpu_us, floor.calls_per_s, floor.gateway_cpu_us,
         health.calls_per_s, health.gateway_cpu_us, to_floor.back(), to_health.back());
-    rounds.push_back({{"hit", RunJson(hit)},
-                      {"floor", RunJson(floor)},
-                      {"health", RunJson(health)},
-                      {"hit_to_floor", to_floor.back()},
-                      {"hit_to_health", to_health.back()}});
-    for (int k = 0; k < 3; ++k) {
+    nlohmann::json round = {{"hit_to_floor", to_floor.back()}, {"hit_to_health", to_health.back()}};
+    for (size_t k = 0; k < n; ++k) round[kinds[k].name] = RunJson(r.runs[k][i]);
+    rounds.push_back(round);
+    for (size_t k = 0; k < n; ++k) {
       rate[k].push_back(r.runs[k][i].calls_per_s);
       gw_cpu[k].push_back(r.runs[k][i].gateway_cpu_us);
       client_cpu[k].push_back(r.runs[k][i].client_cpu_us);
@@ -448,8 +457,8 @@ nlohmann::json Report(const Rounds& r, const std::vector<Kind>& kinds) {
   }
   nlohmann::json medians;
   std::printf("  medians:\n");
-  for (int k = 0; k < 3; ++k) {
-    std::printf("    %-7s %8.0f calls/s, gateway CPU %5.1f us per call, h2load CPU %5.1f us\n",
+  for (size_t k = 0; k < n; ++k) {
+    std::printf("    %-12s %8.0f calls/s, gateway CPU %5.1f us per call, h2load CPU %5.1f us\n",
                 kinds[k].name, Median(rate[k]), Median(gw_cpu[k]), Median(client_cpu[k]));
     medians[kinds[k].name] = {{"calls_per_s", Median(rate[k])},
                               {"gateway_cpu_us_per_call", Median(gw_cpu[k])},
@@ -509,9 +518,11 @@ int main(int argc, char** argv) {
     std::printf("bench_hits: %s\n", e.c_str());
     return 1;
   }
-  const std::vector<Kind> kinds = {{"hit", kListMethod, WriteBody(s.dir(), "list", request)},
-                                   {"floor", kFloorMethod, WriteBody(s.dir(), "floor", request)},
-                                   {"health", kHealthMethod, WriteBody(s.dir(), "health", "")}};
+  std::vector<Kind> kinds = {{"hit", kListMethod, WriteBody(s.dir(), "list", request)},
+                             {"floor", kFloorMethod, WriteBody(s.dir(), "floor", request)},
+                             {"health", kHealthMethod, WriteBody(s.dir(), "health", "")}};
+  if (absl::GetFlag(FLAGS_own_reactor_floor))
+    kinds.push_back({"own-reactor", kOwnReactorMethod, kinds[1].body_file});
   bool failed = false;
   for (const Kind& kind : kinds) {
     const std::string e =
@@ -533,6 +544,7 @@ int main(int argc, char** argv) {
              : " (NOT pinned)",
       load.connections, load.streams, load.client_core, warmup, rounds, seconds,
       absl::GetFlag(FLAGS_gateway_log_level).c_str());
+  std::fflush(stdout);  // The header is out before the load starts (for a profiler to wait on).
   const ListingCounts before = ReadListingCounts(s, metrics_port);
   Rounds warm = RunRounds(load, kinds, warmup > 0 ? 1 : 0, warmup);
   Rounds measured = RunRounds(load, kinds, rounds, seconds);
