@@ -17,7 +17,7 @@
 //
 //   bench_hits [--seconds=3] [--rounds=3] [--warmup=1] [--connections=4] [--streams=32]
 //              [--audiences=10] [--client_core=0] [--gateway_core=1] [--gateway_log_level=info]
-//              [--own_reactor_floor] [--json=FILE]
+//              [--own_reactor_floor] [--gateway_bin=PATH] [--json=FILE]
 //
 // --own_reactor_floor adds a fourth method to each round, /sag.bench.Floor/HitOwnReactor: the
 // floor answered through a reactor of its own (as the gateway's calls are), whose OnDone gRPC
@@ -77,6 +77,9 @@ ABSL_FLAG(std::string, gateway_log_level, "info",
 ABSL_FLAG(bool, own_reactor_floor, false,
           "Also drive /sag.bench.Floor/HitOwnReactor: the floor answered through a reactor of "
           "its own, as the gateway's calls are (the cost of gRPC running its OnDone elsewhere).");
+ABSL_FLAG(std::string, gateway_bin, SAG_FLOOR_GATEWAY_BIN,
+          "The gateway executable: bench-floor-gateway, or a copy of another build of it (to "
+          "compare two builds).");
 ABSL_FLAG(std::string, json, "", "Also write the figures to this JSON file.");
 
 namespace {
@@ -490,7 +493,7 @@ int main(int argc, char** argv) {
   }
   const int metrics_port = sag::testing::FreePort();
   sag::testing::StackOptions options;
-  options.gateway_bin = SAG_FLOOR_GATEWAY_BIN;
+  options.gateway_bin = absl::GetFlag(FLAGS_gateway_bin);
   options.sim_args = {"--rate_limits=" + UnlimitedRates()};
   options.gateway_args = {"--rate_limits=" + UnlimitedRates(), "--cache_ttl=1h",
                           "--log_level=" + absl::GetFlag(FLAGS_gateway_log_level),
