@@ -13,7 +13,9 @@
 //   health  /grpc.health.v1.Health/Check (gRPC's built-in service).
 // A --warmup of each, then --rounds interleaved rounds of --seconds each (hit, floor, health).
 // Printed per round and as medians: calls/s, the ratios hit/floor (goal >= 0.95) and hit/health
-// (goal >= 0.85), the gateway's CPU per call (/proc) and the client's (h2load's rusage).
+// (goal >= 0.85), the gateway's CPU per call (/proc) and the client's (h2load's rusage), and the
+// same two ratios from the gateway's CPU per call (1 / CPU is the rate its core allows: the
+// figure to read when other processes share the cores, which the rates' spread shows).
 //
 //   bench_hits [--seconds=3] [--rounds=3] [--warmup=1] [--connections=4] [--streams=32]
 //              [--audiences=10] [--client_core=0] [--gateway_core=1] [--gateway_log_level=info]
@@ -426,6 +428,17 @@ Rounds RunRounds(const Load& load, const std::vector<Kind>& kinds, int rounds, d
 
 double Ratio(double a, double b) { return b > 0 ? a / b : 0; }
 
+// The largest (max - min) / max of one method's rates across the rounds.
+double Spread(const std::vector<std::vector<double>>& rates) {
+  double spread = 0;
+  for (const std::vector<double>& r : rates) {
+    if (r.empty()) continue;
+    const auto [lo, hi] = std::minmax_element(r.begin(), r.end());
+    if (*hi > 0) spread = std::max(spread, (*hi - *lo) / *hi);
+  }
+  return spread;
+}
+
 nlohmann::json RunJson(const H2loadRun& run) {
   return {{"calls_per_s", run.calls_per_s},
           {"done", run.done},
@@ -470,8 +483,19 @@ nlohmann::json Report(const Rounds& r, const std::vector<Kind>& kinds) {
   const double f = Median(to_floor), h = Median(to_health);
   std::printf("    hit/floor  %.2f (goal >= 0.95: %s)\n", f, f >= 0.95 ? "met" : "NOT met");
   std::printf("    hit/health %.2f (goal >= 0.85: %s)\n", h, h >= 0.85 ? "met" : "NOT met");
+  // The gateway's core is the bottleneck by design: the rate it allows is 1 / CPU per call. This
+  // ratio does not move when other processes take turns on the cores, the rates do.
+  const double cpu_f = Ratio(Median(gw_cpu[1]), Median(gw_cpu[0]));
+  const double cpu_h = Ratio(Median(gw_cpu[2]), Median(gw_cpu[0]));
+  std::printf("    by gateway CPU per call: hit/floor %.2f, hit/health %.2f\n", cpu_f, cpu_h);
+  const double spread = Spread(rate);
+  std::printf("    rates across rounds vary up to %.0f%% for one method%s\n", spread * 100,
+              spread > 0.2 ? ": NOISY (other load on the cores?), read the CPU ratios" : "");
   medians["hit_to_floor"] = f;
   medians["hit_to_health"] = h;
+  medians["cpu_hit_to_floor"] = cpu_f;
+  medians["cpu_hit_to_health"] = cpu_h;
+  medians["rate_spread"] = spread;
   return {{"rounds", rounds}, {"median", medians}};
 }
 

@@ -127,6 +127,10 @@ def main():
         ">= 0.95: " + goal(to_floor, lambda v: v >= 0.95))
     row("2b hits at the limit (h2load)", "hits / Health/Check", fmt(to_health, "{:.2f}"), "",
         ">= 0.85: " + goal(to_health, lambda v: v >= 0.85))
+    row("2b hits at the limit (h2load)", "same ratios by gateway CPU per call (floor, health)",
+        fmt(get(hits, "median", "cpu_hit_to_floor"), "{:.2f}") + ", " +
+        fmt(get(hits, "median", "cpu_hit_to_health"), "{:.2f}"),
+        "rates' spread across rounds " + fmt(get(hits, "median", "rate_spread"), "{:.0%}"))
     row("2b hits at the limit (h2load)", "gateway CPU per call (us)",
         fmt(get(hits, "median", "hit", "gateway_cpu_us_per_call"), "{:.1f}"),
         "floor " + fmt(get(hits, "median", "floor", "gateway_cpu_us_per_call"), "{:.1f}") +
