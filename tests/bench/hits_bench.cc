@@ -505,6 +505,51 @@ nlohmann::json Report(const Rounds& r, const std::vector<Kind>& kinds) {
   return {{"rounds", rounds}, {"median", medians}};
 }
 
+sag::testing::StackOptions StackOptions(int metrics_port) {
+  sag::testing::StackOptions options;
+  options.gateway_bin = absl::GetFlag(FLAGS_gateway_bin);
+  options.sim_args = {"--rate_limits=" + UnlimitedRates()};
+  options.gateway_args = {"--rate_limits=" + UnlimitedRates(), "--cache_ttl=1h",
+                          "--log_level=" + absl::GetFlag(FLAGS_gateway_log_level),
+                          absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port)};
+  return options;
+}
+
+// Each body once through nghttp (grpc-status 0; x-cache: hit but for Health/Check). Prints what
+// failed.
+bool CheckBodies(const Load& load, const std::vector<Kind>& kinds) {
+  bool ok = true;
+  for (const Kind& kind : kinds) {
+    const bool health = std::string(kind.method) == kHealthMethod;
+    const std::string e = CheckWithNghttp(load, kind, health ? "" : "x-cache: hit");
+    if (!e.empty()) {
+      std::printf("bench_hits: %s via nghttp: %s\n", kind.name, e.c_str());
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+// Whether the gateway's counts between `before` and `after` show only OK cache hits, at least as
+// many as h2load counted in `rounds` (kind 0), and no upstream listing. Prints them.
+bool CountsAgree(const ListingCounts& before, const ListingCounts& after,
+                 const std::vector<const Rounds*>& rounds) {
+  int64_t h2load_hits = 0;
+  for (const Rounds* r : rounds) {
+    for (const H2loadRun& run : r->runs[0]) h2load_hits += run.succeeded;
+  }
+  const double calls = after.calls - before.calls, hits = after.hits - before.hits;
+  const double ok_hits = after.ok_hits - before.ok_hits;
+  const int64_t upstream = after.upstream - before.upstream;
+  const bool ok = calls == hits && ok_hits == hits && hits >= h2load_hits && upstream == 0;
+  std::printf(
+      "  gateway: %.0f ListAudiences calls, %.0f OK, %.0f hits (h2load counted %ld); "
+      "%ld upstream ListAudiences%s\n",
+      calls, ok_hits, hits, static_cast<long>(h2load_hits), static_cast<long>(upstream),
+      ok ? "" : " - WRONG");
+  return ok;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -522,13 +567,7 @@ int main(int argc, char** argv) {
     }
   }
   const int metrics_port = sag::testing::FreePort();
-  sag::testing::StackOptions options;
-  options.gateway_bin = absl::GetFlag(FLAGS_gateway_bin);
-  options.sim_args = {"--rate_limits=" + UnlimitedRates()};
-  options.gateway_args = {"--rate_limits=" + UnlimitedRates(), "--cache_ttl=1h",
-                          "--log_level=" + absl::GetFlag(FLAGS_gateway_log_level),
-                          absl::StrCat("--metrics_listen=127.0.0.1:", metrics_port)};
-  auto stack = sag::testing::Stack::Start(options);
+  auto stack = sag::testing::Stack::Start(StackOptions(metrics_port));
   if (!stack.ok()) {
     std::cerr << "cannot start: " << stack.status() << "\n";
     return 2;
@@ -556,16 +595,7 @@ int main(int argc, char** argv) {
                              {"health", kHealthMethod, WriteBody(s.dir(), "health", "")}};
   if (absl::GetFlag(FLAGS_own_reactor_floor))
     kinds.push_back({"own-reactor", kOwnReactorMethod, kinds[1].body_file});
-  bool failed = false;
-  for (const Kind& kind : kinds) {
-    const std::string e =
-        CheckWithNghttp(load, kind, kind.name == kinds[2].name ? "" : "x-cache: hit");
-    if (!e.empty()) {
-      std::printf("bench_hits: %s via nghttp: %s\n", kind.name, e.c_str());
-      failed = true;
-    }
-  }
-  if (failed) return 1;
+  if (!CheckBodies(load, kinds)) return 1;
 
   std::printf(
       "bench_hits: ListAudiences cache hit (%d audiences, %zu bytes) vs the floor (raw method, "
@@ -584,18 +614,7 @@ int main(int argc, char** argv) {
   const ListingCounts after = ReadListingCounts(s, metrics_port);
   nlohmann::json out = Report(measured, kinds);
 
-  int64_t h2load_hits = 0;
-  for (const H2loadRun& r : measured.runs[0]) h2load_hits += r.succeeded;
-  for (const H2loadRun& r : warm.runs[0]) h2load_hits += r.succeeded;
-  const double calls = after.calls - before.calls, hits = after.hits - before.hits;
-  const double ok_hits = after.ok_hits - before.ok_hits;
-  const int64_t upstream = after.upstream - before.upstream;
-  const bool counts_ok = calls == hits && ok_hits == hits && hits >= h2load_hits && upstream == 0;
-  std::printf(
-      "  gateway: %.0f ListAudiences calls, %.0f OK, %.0f hits (h2load counted %ld); "
-      "%ld upstream ListAudiences%s\n",
-      calls, ok_hits, hits, static_cast<long>(h2load_hits), static_cast<long>(upstream),
-      counts_ok ? "" : " - WRONG");
+  const bool counts_ok = CountsAgree(before, after, {&warm, &measured});
   const bool runs_ok = warm.all_succeeded && measured.all_succeeded;
   if (!runs_ok) {
     std::printf("  an h2load run failed: %s\n",
