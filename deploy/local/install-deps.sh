@@ -11,6 +11,8 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   redis-server curl python3 python3-prometheus-client nginx-light ccache
 )
+# Benchmarks: h2load (a cheap HTTP/2 client that drives gRPC with a pre-framed body: bench_hits).
+packages+=(nghttp2-client)
 # Node.js runs the lint tools (buf); any Node >= 18 with npm will do, Debian's or another.
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 # Deployment checks: linters, and kubectl for `kubectl kustomize` (any kubectl already installed

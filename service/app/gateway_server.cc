@@ -328,6 +328,7 @@ absl::Status GatewayServer::StartGrpc() {
   quota.Resize(static_cast<size_t>(config_.max_memory));
   builder.SetResourceQuota(quota);
   builder.RegisterService(service_.get());
+  for (grpc::Service* extra : extra_services_) builder.RegisterService(extra);
   server_ = builder.BuildAndStart();
   if (server_ != nullptr && port_ != 0) return absl::OkStatus();
   server_.reset();

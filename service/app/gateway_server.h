@@ -70,6 +70,12 @@ class GatewayServer {
   GatewayServer(const GatewayServer&) = delete;
   GatewayServer& operator=(const GatewayServer&) = delete;
 
+  // Benchmark hook (tests/bench/floor_gateway.cc, the floor of bench_hits): registers `service`,
+  // which the caller owns and keeps alive until this server is destroyed, on the gRPC server
+  // beside the gateway's own services. Call before Start(). audiences-gateway never calls it and
+  // no flag or config reaches it.
+  void AddExtraService(grpc::Service* service) { extra_services_.push_back(service); }
+
   // Listens: the gRPC port, then /metrics. Unavailable naming the address when one cannot be bound.
   // Prints "audiences-gateway listening on HOST:PORT (upstream URL)" on stdout.
   absl::Status Start();
@@ -140,6 +146,7 @@ class GatewayServer {
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<AudiencesServiceImpl> service_;
   std::unique_ptr<telemetry::MetricsServer> metrics_server_;
+  std::vector<grpc::Service*> extra_services_;  // AddExtraService (benchmarks only).
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stopping_;

@@ -34,11 +34,15 @@ class AudiencesServiceImpl final : public internal_service::ServiceWithRawListin
   explicit AudiencesServiceImpl(Gateway* gateway) : gateway_(gateway) {}
 
   // The cacheable listings: a cache hit sends the stored response bytes as they are
-  // (Gateway::HandleListing).
+  // (Gateway::HandleListing). A call that carries no request message (its caller cancelled it
+  // or ended its side before sending one; gRPC still runs a raw method then, and also cancels a
+  // cancelled one) is answered here by gRPC's default reactor, whose cancellation does nothing:
+  // the gateway's reactor would answer it a second time from OnCancel, which aborts the process.
 #define SAG_RAW_RPC(Name)                                                                     \
   grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* context,                        \
                                  const grpc::ByteBuffer* request, grpc::ByteBuffer* response) \
       override {                                                                              \
+    if (!request->Valid()) return NoMessage(context, #Name);                                  \
     return gateway_->HandleListing(#Name, context, request, response);                        \
   }
   SAG_RAW_RPC(ListAudiences)
@@ -66,6 +70,14 @@ class AudiencesServiceImpl final : public internal_service::ServiceWithRawListin
 #undef SAG_RPC
 
  private:
+  static grpc::ServerUnaryReactor* NoMessage(grpc::CallbackServerContext* context,
+                                             const char* rpc) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 std::string("the ") + rpc + " call carries no request message"));
+    return reactor;
+  }
+
   Gateway* const gateway_;
 };
 

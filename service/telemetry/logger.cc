@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -20,6 +21,44 @@ constexpr char kRedacted[] = "[redacted]";
 // Milliseconds with 3 decimals, as a JSON number.
 double Millis(absl::Duration d) {
   return std::round(absl::ToDoubleMilliseconds(d) * 1000.0) / 1000.0;
+}
+
+std::string Dump(const nlohmann::ordered_json& j) {
+  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+// Appends `s` as Dump writes it as a JSON string: printable ASCII without '"' and '\\' as it is,
+// anything else through Dump (escapes, UTF-8 checked, invalid bytes replaced).
+void AppendString(std::string* out, absl::string_view s) {
+  const bool plain = std::all_of(
+      s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+  if (!plain) return out->append(Dump(nlohmann::ordered_json(std::string(s)))), void();
+  out->push_back('"');
+  out->append(s.data(), s.size());
+  out->push_back('"');
+}
+
+// Appends `,"key":` then the value.
+void AppendKey(std::string* out, absl::string_view key) { absl::StrAppend(out, ",\"", key, "\":"); }
+
+// The fields of a call line, in their order (see CallLog).
+nlohmann::ordered_json CallFields(const CallLog& call) {
+  nlohmann::ordered_json f = nlohmann::ordered_json::object();
+  f["rpc"] = call.rpc;
+  f["caller"] = call.caller;
+  f["workspace"] = call.workspace;
+  f["space"] = call.space;
+  f["code"] = call.code;
+  f["latency_ms"] = Millis(call.latency);
+  f["upstream_status"] =
+      call.upstream_status > 0 ? nlohmann::ordered_json(call.upstream_status) : nullptr;
+  f["cache"] = call.cache;
+  f["queue_wait_ms"] = Millis(call.queue_wait);
+  f["retries"] = call.retries;
+  f["request_id"] = call.request_id;
+  f["trace_id"] = call.trace_id;
+  if (!call.error.empty()) f["error"] = call.error;
+  return f;
 }
 
 }  // namespace
@@ -187,7 +226,28 @@ void Logger::WriteOut(absl::string_view text) {
 }
 
 std::string Logger::FormatTime(absl::Time t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+  // The date and time to the second change once a second: formatted then, per thread.
+  thread_local int64_t cached_second = std::numeric_limits<int64_t>::min();
+  thread_local std::string cached_prefix;  // "2024-05-01T12:00:00"
+  if (t == absl::InfiniteFuture() || t == absl::InfinitePast()) {
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+  }
+  const absl::Duration since_epoch = t - absl::UnixEpoch();
+  const int64_t second = absl::ToInt64Seconds(absl::Floor(since_epoch, absl::Seconds(1)));
+  const int64_t millis =
+      absl::ToInt64Milliseconds(since_epoch - absl::Seconds(second));  // 0..999, truncated.
+  if (second != cached_second) {
+    cached_prefix =
+        absl::FormatTime("%Y-%m-%dT%H:%M:%S", absl::FromUnixSeconds(second), absl::UTCTimeZone());
+    cached_second = second;
+  }
+  char fraction[6] = {'.',
+                      static_cast<char>('0' + millis / 100),
+                      static_cast<char>('0' + millis / 10 % 10),
+                      static_cast<char>('0' + millis % 10),
+                      'Z',
+                      '\0'};
+  return absl::StrCat(cached_prefix, fraction);
 }
 
 void Logger::AddSecret(std::string secret) {
@@ -240,22 +300,56 @@ void Logger::Log(LogLevel level, absl::string_view msg, const nlohmann::ordered_
 
 void Logger::LogCall(const CallLog& call) {
   if (!Enabled(call.level)) return;
-  nlohmann::ordered_json f = nlohmann::ordered_json::object();
-  f["rpc"] = call.rpc;
-  f["caller"] = call.caller;
-  f["workspace"] = call.workspace;
-  f["space"] = call.space;
-  f["code"] = call.code;
-  f["latency_ms"] = Millis(call.latency);
-  f["upstream_status"] =
-      call.upstream_status > 0 ? nlohmann::ordered_json(call.upstream_status) : nullptr;
-  f["cache"] = call.cache;
-  f["queue_wait_ms"] = Millis(call.queue_wait);
-  f["retries"] = call.retries;
-  f["request_id"] = call.request_id;
-  f["trace_id"] = call.trace_id;
-  if (!call.error.empty()) f["error"] = call.error;
-  Write(call.level, "call", std::move(f));
+  std::string text = CallLine(call);
+  if (has_secrets_.load(std::memory_order_acquire)) {
+    absl::ReaderMutexLock lock(&secrets_mu_);
+    if (!ScrubText(&text)) text.clear();
+  }
+  // A secret the text cannot be scrubbed of: the line is built and scrubbed field by field.
+  if (text.empty()) return Write(call.level, "call", CallFields(call));
+  text += '\n';
+  Emit(call.level, std::move(text));
+}
+
+std::string Logger::CallLine(const CallLog& call) const {
+  std::string t = "{\"time\":";
+  t.reserve(384);
+  AppendString(&t, FormatTime(now_()));
+  AppendKey(&t, "level");
+  AppendString(&t, LogLevelName(call.level));
+  absl::StrAppend(&t, ",\"msg\":\"call\"");
+  for (auto [key, value] : {std::pair<const char*, const std::string*>{"rpc", &call.rpc},
+                            {"caller", &call.caller},
+                            {"workspace", &call.workspace},
+                            {"space", &call.space},
+                            {"code", &call.code}}) {
+    AppendKey(&t, key);
+    AppendString(&t, *value);
+  }
+  AppendKey(&t, "latency_ms");
+  t += Dump(Millis(call.latency));
+  AppendKey(&t, "upstream_status");
+  if (call.upstream_status > 0) {
+    absl::StrAppend(&t, call.upstream_status);
+  } else {
+    t += "null";
+  }
+  AppendKey(&t, "cache");
+  AppendString(&t, call.cache);
+  AppendKey(&t, "queue_wait_ms");
+  t += Dump(Millis(call.queue_wait));
+  AppendKey(&t, "retries");
+  absl::StrAppend(&t, call.retries);
+  AppendKey(&t, "request_id");
+  AppendString(&t, call.request_id);
+  AppendKey(&t, "trace_id");
+  AppendString(&t, call.trace_id);
+  if (!call.error.empty()) {
+    AppendKey(&t, "error");
+    AppendString(&t, call.error);
+  }
+  t += '}';
+  return t;
 }
 
 void Logger::Write(LogLevel level, absl::string_view msg, nlohmann::ordered_json fields) {
@@ -264,15 +358,12 @@ void Logger::Write(LogLevel level, absl::string_view msg, nlohmann::ordered_json
   line["level"] = std::string(LogLevelName(level));
   line["msg"] = std::string(msg);
   for (auto& [key, value] : fields.items()) line[key] = std::move(value);
-  auto dump = [](const nlohmann::ordered_json& j) {
-    return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
-  };
-  std::string text = dump(line);
+  std::string text = Dump(line);
   if (has_secrets_.load(std::memory_order_acquire)) {
     absl::ReaderMutexLock lock(&secrets_mu_);
     if (!ScrubText(&text)) {
       Scrub(&line);
-      text = dump(line);
+      text = Dump(line);
     }
   }
   text += '\n';

@@ -151,6 +151,9 @@ class Logger {
 
  private:
   void Write(LogLevel level, absl::string_view msg, nlohmann::ordered_json fields);
+  // A call line's JSON text (no newline), as Write would make it, built as text: a call line is
+  // written for every call, and building it as a nlohmann::json cost ~1/7 of a cache hit's CPU.
+  std::string CallLine(const CallLog& call) const;
   // Writes `text` (whole lines) now, or hands it to the writer thread when buffering.
   void Emit(LogLevel level, std::string text);
   void WriteOut(absl::string_view text);  // The I/O itself.

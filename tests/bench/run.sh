@@ -5,14 +5,14 @@
 # baselines and goals. JSON: one file per benchmark and summary.json in $OUT_DIR
 # (default build/bench/results).
 #
-#   tests/bench/run.sh            # everything, ~7 minutes after the build on 2 cores
+#   tests/bench/run.sh            # everything, ~8 minutes after the build on 2 cores
 #   BENCHES="proxy cache" tests/bench/run.sh
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 deploy/local/install-deps.sh || exit 1
 build="${BUILD_DIR:-build/bench}"
 out="${OUT_DIR:-$build/results}"
-benches="${BENCHES:-proxy cache ratelimit lanes shares concurrency scaleout freeze translate memory memory_heap}"
+benches="${BENCHES:-proxy cache hits ratelimit lanes shares concurrency scaleout freeze translate memory memory_heap}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
 targets=()
 for b in $benches; do targets+=("bench_$b"); done
@@ -34,6 +34,8 @@ for b in $benches; do
     proxy) run proxy "$bin/bench_proxy" --seconds=5 --concurrency=16 --json="$out/proxy.json" ;;
     cache) run cache "$bin/bench_cache" --calls=1000 --latency=200ms --seconds=5 --keys=100000 \
       --cache_max_bytes=16777216 --json="$out/cache.json" ;;
+    hits) run hits "$bin/bench_hits" --seconds=3 --rounds=3 --warmup=1 --connections=4 \
+      --streams=32 --json="$out/hits.json" ;;
     ratelimit) run ratelimit "$bin/bench_ratelimit" --callers=3 --calls_per_caller=200 \
       --limit=10/1s --queued_calls=10000 --idle_sample=5s --json="$out/ratelimit.json" ;;
     lanes) run lanes "$bin/bench_lanes" --lanes=6 --requests=10 --delay=20ms --seconds=10s ;;

@@ -63,6 +63,7 @@ def main():
     translate = load(directory, "translate")
     shares = load(directory, "shares")
     memory = load(directory, "memory")
+    hits = load(directory, "hits")
 
     rows = []  # (scenario, figure, value, baseline, goal)
 
@@ -114,6 +115,27 @@ def main():
         fmt(get(cache, "distinct_keys", "cache_bytes")) + " (" +
         fmt(get(cache, "distinct_keys", "bound_held")) + ")",
         "bound " + fmt(get(cache, "distinct_keys", "cache_max_bytes")))
+
+    # 2b. Cache hits at the gRPC stack's limit (bench_hits: h2load, gateway on its own core).
+    to_floor = get(hits, "median", "hit_to_floor")
+    to_health = get(hits, "median", "hit_to_health")
+    row("2b hits at the limit (h2load)", "ListAudiences hits (calls/s, median)",
+        fmt(get(hits, "median", "hit", "calls_per_s")),
+        "floor " + fmt(get(hits, "median", "floor", "calls_per_s")) + ", Health/Check " +
+        fmt(get(hits, "median", "health", "calls_per_s")))
+    row("2b hits at the limit (h2load)", "hits / floor", fmt(to_floor, "{:.2f}"), "",
+        ">= 0.95: " + goal(to_floor, lambda v: v >= 0.95))
+    row("2b hits at the limit (h2load)", "hits / Health/Check", fmt(to_health, "{:.2f}"), "",
+        ">= 0.85: " + goal(to_health, lambda v: v >= 0.85))
+    row("2b hits at the limit (h2load)", "same ratios by gateway CPU per call (floor, health)",
+        fmt(get(hits, "median", "cpu_hit_to_floor"), "{:.2f}") + ", " +
+        fmt(get(hits, "median", "cpu_hit_to_health"), "{:.2f}"),
+        "rates' spread across rounds " + fmt(get(hits, "median", "rate_spread"), "{:.0%}"))
+    row("2b hits at the limit (h2load)", "gateway CPU per call (us)",
+        fmt(get(hits, "median", "hit", "gateway_cpu_us_per_call"), "{:.1f}"),
+        "floor " + fmt(get(hits, "median", "floor", "gateway_cpu_us_per_call"), "{:.1f}") +
+        ", Health/Check " +
+        fmt(get(hits, "median", "health", "gateway_cpu_us_per_call"), "{:.1f}"))
 
     # 3. Scale of waiting.
     queued = get(ratelimit, "queued")
@@ -247,7 +269,7 @@ def main():
         "rows": [dict(zip(("scenario", "figure", "value", "baseline", "goal"), r)) for r in rows],
         "raw": {"proxy": proxy, "cache": cache, "ratelimit": ratelimit,
                 "concurrency": concurrency, "scaleout": scaleout, "freeze": freeze,
-                "translate": translate, "shares": shares, "memory": memory},
+                "translate": translate, "shares": shares, "memory": memory, "hits": hits},
     }
     with open(os.path.join(directory, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=1)

@@ -22,6 +22,9 @@ struct StackOptions {
   std::string sim_token = "test-token-7f3a9c";  // What the simulator accepts ("" = any).
   std::vector<std::string> sim_args;            // Extra segment-sim flags.
   std::vector<std::string> gateway_args;        // Extra audiences-gateway flags.
+  // The gateway executable ("" = audiences-gateway); another one must take the same flags and
+  // print the same "listening on" line (bench_hits: bench-floor-gateway).
+  std::string gateway_bin;
   bool start_sim = true;
   std::string upstream_url;  // When not starting the simulator.
   // The gateway serves TLS (its flags in gateway_args): do not wait for a plaintext connection.

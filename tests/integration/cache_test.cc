@@ -893,5 +893,44 @@ TEST(CacheRawMethodTest, MalformedListingRequestsAreInvalidArgumentAndNeverSentU
   EXPECT_EQ(Upstream(s, kListAudiences), before + 1);
 }
 
+// A caller that opens a listing call and cancels it before sending a message (as h2load does to
+// the calls in flight when its time is up): gRPC then runs the raw method without a request
+// message and also cancels it. The gateway must answer each such call once, and keep serving.
+TEST(CacheRawMethodTest, ListingsCancelledBeforeTheirMessageLeaveTheGatewayServing) {
+  auto stack = StartCacheStack();
+  ASSERT_NE(stack, nullptr);
+  Stack& s = *stack;
+  grpc::GenericStub generic(s.channel());
+  grpc::CompletionQueue cq;
+  for (int i = 0; i < 200; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    auto call =
+        generic.PrepareCall(&ctx, "/segment.audiences.v1.AudiencesService/ListAudiences", &cq);
+    int tags = 0;
+    void* tag = nullptr;
+    bool ok = false;
+    call->StartCall(&tags);
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    if (i % 2 == 1) {  // Half of them end their side first.
+      call->WritesDone(&tags);
+      ASSERT_TRUE(cq.Next(&tag, &ok));
+    }
+    ctx.TryCancel();
+    grpc::Status status;
+    call->Finish(&status, &tags);
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    EXPECT_FALSE(status.ok());
+  }
+  auto after = List(s, ListReq());
+  EXPECT_TRUE(after.status.ok()) << after.status.error_message();
+  EXPECT_TRUE(s.gateway().Running());
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+}
+
 }  // namespace
 }  // namespace sag::testing

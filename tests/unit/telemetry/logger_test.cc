@@ -1,6 +1,7 @@
 // Logger: JSON lines, levels, secret scrubbing, no interleaving; request ids.
 #include "service/telemetry/logger.h"
 
+#include <cmath>
 #include <cstdio>
 #include <set>
 #include <sstream>
@@ -292,6 +293,82 @@ TEST(LoggerTest, ConcurrentLinesNeverInterleave) {
 TEST(LoggerTest, TimeFormat) {
   EXPECT_EQ(Logger::FormatTime(FixedTime()), "2024-05-01T12:00:00.123Z");
   EXPECT_EQ(Logger::FormatTime(absl::FromUnixSeconds(0)), "1970-01-01T00:00:00.000Z");
+}
+
+// FormatTime keeps the formatted second per thread: the same text as absl::FormatTime for
+// every millisecond, across second, day and year boundaries and before 1970.
+TEST(LoggerTest, TimeFormatIsAbslsForEveryMillisecondAndBoundary) {
+  auto absl_text = [](absl::Time t) {
+    return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+  };
+  std::vector<absl::Time> times;
+  for (int64_t ms = -2500; ms <= 2500; ms += 7) times.push_back(absl::FromUnixMillis(ms));
+  for (absl::Time base : {FixedTime(), absl::FromUnixSeconds(1735689599)}) {  // 2024-12-31 23:59:59
+    for (int us : {0, 1, 999, 1000, 999999, 1000000, 1000001}) {
+      times.push_back(base + absl::Microseconds(us));
+      times.push_back(base - absl::Microseconds(us));
+    }
+  }
+  times.push_back(absl::FromUnixNanos(-1));
+  for (absl::Time t : times) EXPECT_EQ(Logger::FormatTime(t), absl_text(t)) << t;
+}
+
+// A call line is built as text; it must be exactly what the JSON library writes for the same
+// fields: escapes, non-ASCII, invalid UTF-8 (replaced), numbers, null.
+TEST(LoggerTest, CallLineIsWhatTheJsonLibraryWrites) {
+  const std::vector<std::string> strings = {"",
+                                            "plain",
+                                            "a quote \" alone",
+                                            "a backslash \\ alone",
+                                            "tab\tnewline\ncontrol\x01\x1f del\x7f",
+                                            "caf\xc3\xa9 \xe2\x82\xac",
+                                            "invalid \xff\xc3 utf-8 \xed\xa0\x80",
+                                            "slash / <html>"};
+  const std::vector<absl::Duration> durations = {absl::ZeroDuration(), absl::Microseconds(12345),
+                                                 absl::Nanoseconds(1), absl::Seconds(90061),
+                                                 absl::Microseconds(1)};
+  for (size_t i = 0; i < strings.size(); ++i) {
+    std::ostringstream out;
+    Logger logger(&out, LogLevel::kDebug);
+    logger.SetClockForTesting(FixedTime);
+    CallLog call;
+    call.level = i % 2 == 0 ? LogLevel::kInfo : LogLevel::kWarn;
+    call.rpc = strings[i];
+    call.caller = strings[(i + 1) % strings.size()];
+    call.workspace = strings[(i + 2) % strings.size()];
+    call.space = strings[(i + 3) % strings.size()];
+    call.code = "OK";
+    call.latency = durations[i % durations.size()];
+    call.upstream_status = i % 3 == 0 ? 0 : 200 + static_cast<int>(i);
+    call.cache = strings[(i + 4) % strings.size()];
+    call.queue_wait = durations[(i + 1) % durations.size()];
+    call.retries = static_cast<int>(i);
+    call.request_id = strings[(i + 5) % strings.size()];
+    call.trace_id = strings[(i + 6) % strings.size()];
+    call.error = strings[(i + 2) % strings.size()];
+    logger.LogCall(call);
+
+    ordered_json want = {
+        {"time", "2024-05-01T12:00:00.123Z"},
+        {"level", std::string(LogLevelName(call.level))},
+        {"msg", "call"},
+        {"rpc", call.rpc},
+        {"caller", call.caller},
+        {"workspace", call.workspace},
+        {"space", call.space},
+        {"code", call.code},
+        {"latency_ms", std::round(absl::ToDoubleMilliseconds(call.latency) * 1000) / 1000},
+        {"upstream_status",
+         call.upstream_status > 0 ? ordered_json(call.upstream_status) : ordered_json(nullptr)},
+        {"cache", call.cache},
+        {"queue_wait_ms", std::round(absl::ToDoubleMilliseconds(call.queue_wait) * 1000) / 1000},
+        {"retries", call.retries},
+        {"request_id", call.request_id},
+        {"trace_id", call.trace_id}};
+    if (!call.error.empty()) want["error"] = call.error;
+    EXPECT_EQ(out.str(), want.dump(-1, ' ', false, ordered_json::error_handler_t::replace) + "\n")
+        << "strings from index " << i;
+  }
 }
 
 TEST(LoggerTest, LevelsParse) {
