@@ -46,7 +46,7 @@ Exchange::Done Gateway::WatchingAuth(std::string workspace, Exchange::Done done)
   };
 }
 
-absl::Status Gateway::ChargeMemory(Call* call, size_t request_bytes) {
+absl::Status Gateway::ChargeMemory(size_t request_bytes, MemoryBudget::Charge& into) {
   if (env_->memory == nullptr) return absl::OkStatus();
   // The request is held twice while the call lives: parsed, and as the upstream request's body.
   const int64_t bytes = env_->costs.parked + 2 * static_cast<int64_t>(request_bytes);
@@ -55,24 +55,29 @@ absl::Status Gateway::ChargeMemory(Call* call, size_t request_bytes) {
     answer_.CountMemoryRefusal();
     return charge.status();
   }
-  call->memory = *std::move(charge);
+  into = *std::move(charge);
+  return absl::OkStatus();
+}
+
+absl::Status Gateway::Routing(absl::string_view rpc, grpc::CallbackServerContext* context,
+                              const google::protobuf::Message& request, CallInfo& info,
+                              MemoryBudget::Charge& memory, Routed& routed) {
+  router_->Identify(rpc, context, request, info);
+  answer_.Started();
+  if (absl::Status charged = ChargeMemory(request.ByteSizeLong(), memory); !charged.ok()) {
+    return charged;
+  }
+  absl::StatusOr<Routed> route = router_->Route(context, info);
+  if (!route.ok()) return route.status();
+  routed = *route;
   return absl::OkStatus();
 }
 
 bool Gateway::Route(absl::string_view rpc, grpc::CallbackServerContext* context,
                     const google::protobuf::Message& request, Call* call, CallInfo& info,
                     Routed& routed) {
-  router_->Identify(rpc, context, request, info);
-  answer_.Started();
-  absl::Status status = ChargeMemory(call, request.ByteSizeLong());
-  if (status.ok()) {
-    absl::StatusOr<Routed> route = router_->Route(context, info);
-    if (route.ok()) {
-      routed = *route;
-      return true;
-    }
-    status = route.status();
-  }
+  absl::Status status = Routing(rpc, context, request, info, call->memory, routed);
+  if (status.ok()) return true;
   Fail(call, info, status);
   return false;
 }

@@ -27,6 +27,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -119,8 +120,12 @@ class Gateway {
   Gateway(const ExchangeEnv* env, std::unique_ptr<Router> router, std::unique_ptr<Planner> planner,
           GatewayParts parts, GatewayObservers observers);
 
-  // Routing for every call, with the memory charge between identifying the call and routing it.
-  // Returns false after finishing `call` with the error.
+  // Routing for every call: identify it (it is reported from here on), charge its share of the
+  // memory budget into `memory`, route it. Finishes nothing.
+  absl::Status Routing(absl::string_view rpc, grpc::CallbackServerContext* context,
+                       const google::protobuf::Message& request, CallInfo& info,
+                       MemoryBudget::Charge& memory, Routed& routed);
+  // Routing into `call`; returns false after finishing `call` with the error.
   bool Route(absl::string_view rpc, grpc::CallbackServerContext* context,
              const google::protobuf::Message& request, Call* call, CallInfo& info, Routed& routed);
   // Route, then Plan (every call that is not a listing).
@@ -129,19 +134,34 @@ class Gateway {
              ExchangeParams& params);
   // Reports `status` and finishes `call` with it, unless already finished.
   void Fail(Call* call, const CallInfo& info, const absl::Status& status);
-  // Charges `call` its share of the memory budget (env->memory): the parked cost and twice the
-  // request's size; or RESOURCE_EXHAUSTED.
-  absl::Status ChargeMemory(Call* call, size_t request_bytes);
+  // A call's share of the memory budget (env->memory), into `into`: the parked cost and twice
+  // the request's size; or RESOURCE_EXHAUSTED.
+  absl::Status ChargeMemory(size_t request_bytes, MemoryBudget::Charge& into);
   // `done`, after the workspace's token state has learnt the exchange's last HTTP status.
   Exchange::Done WatchingAuth(std::string workspace, Exchange::Done done);
 
   // --- The listing front end (gateway_listing.cc). ---
-  // Serves a cacheable listing through the cache (hit, singleflight miss, stale, bypass), or
-  // straight from the upstream when no cache is configured. A fresh hit is answered without
-  // planning an upstream request.
+  // What the cache says of a routed listing before anything is planned.
+  struct ListingLookup {
+    bool bypass = true;  // No cache, a rejected token, or cache-control: no-cache.
+    std::string key;     // Empty without a cache.
+    std::optional<cache::ListingCache::Bytes> hit;  // A fresh entry.
+  };
+  ListingLookup LookUp(grpc::CallbackServerContext* context, const CallInfo& info,
+                       const google::protobuf::Message& request);
+  // Answers at once, on gRPC's default reactor (a call that never waits needs no reactor of its
+  // own: nothing to cancel, no executor hop when gRPC is done with it).
+  static grpc::ServerUnaryReactor* FinishedAtOnce(grpc::CallbackServerContext* context,
+                                                  const grpc::Status& status);
+  // A fresh hit: x-cache, the cache metric, the call line, the stored bytes themselves.
+  grpc::ServerUnaryReactor* AnswerFreshHit(grpc::CallbackServerContext* context,
+                                           grpc::ByteBuffer* response, CallInfo& info,
+                                           const cache::ListingCache::Bytes& hit);
+  // Serves a listing that was not a fresh hit through the cache (singleflight miss, stale,
+  // bypass), or straight from the upstream when no cache is configured; plans it first.
   void ServeListing(grpc::CallbackServerContext* context, Call* call,
                     std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
-                    grpc::ByteBuffer* response, const Routed& routed);
+                    grpc::ByteBuffer* response, const Routed& routed, ListingLookup lookup);
   // The cache key: workspace, space, rpc and the request's deterministic bytes.
   static std::string ListingKey(const CallInfo& info, const google::protobuf::Message& request);
   // Answers a listing call once: x-cache, the cache metric, the log line, the bytes or the error.

@@ -25,28 +25,59 @@ grpc::ServerUnaryReactor* Gateway::HandleListing(absl::string_view rpc,
                                                  grpc::CallbackServerContext* context,
                                                  const grpc::ByteBuffer* request,
                                                  grpc::ByteBuffer* response) {
-  auto* call = new Call();
   const ops::RequestBuilder* builder = router_->Builder(rpc);
   if (builder == nullptr) {
-    call->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, std::string(rpc)));
-    return call;
+    return FinishedAtOnce(context, grpc::Status(grpc::StatusCode::UNIMPLEMENTED, std::string(rpc)));
   }
-  call->request.reset(google::protobuf::MessageFactory::generated_factory()
-                          ->GetPrototype(builder->method()->input_type())
-                          ->New());
+  std::unique_ptr<google::protobuf::Message> parsed(
+      google::protobuf::MessageFactory::generated_factory()
+          ->GetPrototype(builder->method()->input_type())
+          ->New());
   grpc::ByteBuffer bytes(*request);  // Shares the slices; the reader consumes the copy.
   grpc::ProtoBufferReader reader(&bytes);
-  if (!reader.status().ok() || !call->request->ParseFromZeroCopyStream(&reader)) {
-    call->Finish(grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("the request is not a valid ", call->request->GetTypeName(), " message")));
-    return call;
+  if (!reader.status().ok() || !parsed->ParseFromZeroCopyStream(&reader)) {
+    return FinishedAtOnce(
+        context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                              absl::StrCat("the request is not a valid ", parsed->GetTypeName(),
+                                           " message")));
   }
   auto info = std::make_shared<CallInfo>();
+  MemoryBudget::Charge memory;
   Routed routed;
-  if (!Route(rpc, context, *call->request, call, *info, routed)) return call;
-  ServeListing(context, call, std::move(info), *call->request, response, routed);
+  if (absl::Status status = Routing(rpc, context, *parsed, *info, memory, routed); !status.ok()) {
+    answer_.Report(*info, status, ExchangeReport{});
+    return FinishedAtOnce(context, ToGrpcStatus(status));
+  }
+  ListingLookup lookup = LookUp(context, *info, *parsed);
+  if (lookup.hit.has_value()) return AnswerFreshHit(context, response, *info, *lookup.hit);
+  auto* call = new Call();
+  call->request = std::move(parsed);
+  call->memory = std::move(memory);
+  ServeListing(context, call, std::move(info), *call->request, response, routed,
+               std::move(lookup));
   return call;
+}
+
+grpc::ServerUnaryReactor* Gateway::FinishedAtOnce(grpc::CallbackServerContext* context,
+                                                  const grpc::Status& status) {
+  // gRPC's default reactor: nothing to cancel, and its completion runs inline (no executor hop).
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+Gateway::ListingLookup Gateway::LookUp(grpc::CallbackServerContext* context, const CallInfo& info,
+                                       const google::protobuf::Message& request) {
+  ListingLookup lookup;
+  // A workspace whose token the API rejects gets no listing from the cache: its callers see the
+  // real error (upstream_auth.h).
+  lookup.bypass =
+      parts_.cache == nullptr || auth_state_->Rejected(info.workspace) ||
+      absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
+  if (parts_.cache == nullptr) return lookup;
+  lookup.key = ListingKey(info, request);
+  if (!lookup.bypass) lookup.hit = parts_.cache->FreshHit(lookup.key);
+  return lookup;
 }
 
 namespace {
@@ -75,24 +106,8 @@ absl::StatusOr<std::string> Serialized(absl::Status status,
 
 void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
                            std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
-                           grpc::ByteBuffer* response, const Routed& routed) {
-  // A workspace whose token the API rejects gets no listing from the cache: its callers see the
-  // real error (upstream_auth.h).
-  const bool bypass =
-      parts_.cache == nullptr || auth_state_->Rejected(info->workspace) ||
-      absl::StrContains(absl::AsciiStrToLower(Metadata(context, "cache-control")), "no-cache");
-  std::string key;
-  if (parts_.cache != nullptr) {
-    key = ListingKey(*info, request);
-    // The common case first, with nothing built for a fetch that will not happen.
-    if (!bypass) {
-      if (std::optional<cache::ListingCache::Bytes> hit = parts_.cache->FreshHit(key)) {
-        AnswerListing(context, call, response, *info, *std::move(hit), cache::Outcome::kHit,
-                      ExchangeReport{});
-        return;
-      }
-    }
-  }
+                           grpc::ByteBuffer* response, const Routed& routed,
+                           ListingLookup lookup) {
   // Upstream planning, only now that the listing may be fetched.
   absl::StatusOr<ExchangeParams> params = planner_->Plan(routed, *info, request);
   if (!params.ok()) {
@@ -112,14 +127,14 @@ void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
     FetchUncached(call, *info, *std::move(params), std::move(finished), std::move(report));
     return;
   }
-  cache::ListingCache::Lookup lookup;
-  lookup.key = std::move(key);
-  lookup.tags =
+  cache::ListingCache::Lookup get;
+  get.key = std::move(lookup.key);
+  get.tags =
       cache::ListingTags(info->workspace, info->space, info->rpc,
                          info->rpc == cache::kListAudiences ? "" : StringField(request, "id"));
-  lookup.bypass = bypass;
+  get.bypass = lookup.bypass;
   cache::ListingCache::WaiterId waiter = parts_.cache->Get(
-      lookup, SharedFetch(info->workspace, *std::move(params), report), std::move(finished));
+      get, SharedFetch(info->workspace, *std::move(params), report), std::move(finished));
   if (waiter != cache::ListingCache::kNoWaiter) WatchListingWait(context, call, waiter, timer);
 }
 
@@ -146,6 +161,17 @@ void Gateway::AnswerListing(grpc::CallbackServerContext* context, Call* call,
   context->AddInitialMetadata("x-cache", info.cache);
   if (value.ok()) ShareInto(*value, response);
   call->Finish(ToGrpcStatus(value.status()));
+}
+
+grpc::ServerUnaryReactor* Gateway::AnswerFreshHit(grpc::CallbackServerContext* context,
+                                                  grpc::ByteBuffer* response, CallInfo& info,
+                                                  const cache::ListingCache::Bytes& hit) {
+  info.cache = std::string(cache::OutcomeName(cache::Outcome::kHit));
+  answer_.CountCacheOutcome(info);
+  answer_.Report(info, absl::OkStatus(), ExchangeReport{});
+  context->AddInitialMetadata("x-cache", info.cache);
+  ShareInto(hit, response);
+  return FinishedAtOnce(context, grpc::Status::OK);
 }
 
 void Gateway::FetchUncached(Call* call, const CallInfo& info, ExchangeParams params,
