@@ -125,13 +125,15 @@ struct Call {
   v1::GetAudienceResponse resp;
 };
 
-// The client side: calls sent over one in-process channel; cancelled (and awaited) on Stop.
+// The client side: calls sent over one in-process channel; cancelled (and awaited) on Stop, and
+// on destruction (every early return), so that no call outlives the objects gRPC writes into.
 class Client {
  public:
-  Client(std::shared_ptr<grpc::Channel> channel, int expected)
-      : stub_(v1::AudiencesService::NewStub(std::move(channel))), done_(expected) {
+  explicit Client(std::shared_ptr<grpc::Channel> channel, int expected)
+      : stub_(v1::AudiencesService::NewStub(std::move(channel))) {
     calls_.reserve(expected);
   }
+  ~Client() { Stop(); }
   void Send(int n, const std::string& id) {
     for (int i = 0; i < n; ++i) {
       auto call = std::make_unique<Call>();
@@ -139,22 +141,28 @@ class Client {
       call->req.set_space_id(kSpace);
       call->req.set_id(id);
       Call* raw = call.get();
-      stub_->async()->GetAudience(&raw->ctx, &raw->req, &raw->resp,
-                                  [this](const grpc::Status&) { done_.Done(); });
       calls_.push_back(std::move(call));
+      stub_->async()->GetAudience(&raw->ctx, &raw->req, &raw->resp, [this](const grpc::Status&) {
+        absl::MutexLock lock(&mu_);
+        ++finished_;
+      });
     }
   }
+  // Cancels every call sent and waits (bounded) until gRPC is done with each.
   bool Stop() {
     for (auto& c : calls_) c->ctx.TryCancel();
-    return done_.WaitFor(absl::Seconds(60));
+    const size_t sent = calls_.size();
+    absl::MutexLock lock(&mu_);
+    auto all_done = [this, sent]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return finished_ >= sent; };
+    return mu_.AwaitWithTimeout(absl::Condition(&all_done), absl::Seconds(60));
   }
 
  private:
   std::unique_ptr<v1::AudiencesService::Stub> stub_;
   std::vector<std::unique_ptr<Call>> calls_;
-  Countdown done_;
+  absl::Mutex mu_;
+  size_t finished_ ABSL_GUARDED_BY(mu_) = 0;
 };
-
 
 constexpr int kWarm = 64;  // Calls held before the baseline: every path has been taken once.
 // The fake clock never moves: past its first call, a lane at this limit keeps every call parked,
@@ -234,7 +242,8 @@ class GatewayRig {
     return PerHeldCall(server_->InProcessChannel(grpc::ChannelArguments()), [this] {
       // Parked: the first call went upstream. Upstream: calls that queued behind a take under
       // way are admitted by the lane's timer, due at once.
-      if (upstream_) clock_.RunDue();
+      // The lane's next slot is at least an emission interval (1 ns here) ahead of the clock.
+      if (upstream_) clock_.Advance(absl::Milliseconds(1));
       return upstream_ ? http_.Held() : limiter_.QueueDepth("ws/GetAudience") + 1;
     });
   }
