@@ -13,7 +13,6 @@
 #include "segment/audiences/v1/audiences.pb.h"
 #include "service/cache/in_memory_store.h"
 #include "service/cache/listing_cache.h"
-#include "service/ratelimit/admission.h"
 #include "service/server/answer.h"
 #include "service/server/exchange.h"
 #include "service/server/planning.h"
@@ -21,6 +20,7 @@
 #include "service/telemetry/gateway_metrics.h"
 #include "service/telemetry/logger.h"
 #include "service/telemetry/metrics.h"
+#include "tests/support/fake_admission.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_http_client.h"
 #include "tests/support/fake_token_source.h"
@@ -285,32 +285,10 @@ TEST_F(AnswererTest, TheAuditLineNamesTheCreatedId) {
 
 // --- The exchange behind a fake admission stage ---
 
-// Admission that answers every call with `answer`, inline.
-class FakeAdmission final : public ratelimit::Admission {
- public:
-  explicit FakeAdmission(absl::Status answer) : answer_(std::move(answer)) {}
-  ratelimit::Ticket Acquire(const ratelimit::AcquireRequest& r, ratelimit::AdmitFn admit) override {
-    lanes.push_back(r.lane);
-    admit(answer_);
-    return ratelimit::kNoTicket;
-  }
-  ratelimit::Ticket Requeue(const ratelimit::AcquireRequest& r,
-                            ratelimit::AdmitFn admit) override {
-    return Acquire(r, std::move(admit));
-  }
-  bool Cancel(ratelimit::Ticket) override { return false; }
-  void Observe(absl::string_view, std::optional<int64_t>, std::optional<absl::Time>) override {}
-  void OnTooManyRequests(absl::string_view, absl::Duration) override {}
-  std::vector<std::string> lanes;
-
- private:
-  absl::Status answer_;
-};
-
 TEST(ExchangeAdmissionTest, ARefusalFromAdmissionEndsTheCallWithNothingSent) {
   FakeClock clock;
   FakeHttpClient http;
-  FakeAdmission admission(absl::ResourceExhaustedError("queue full"));
+  testing::FakeAdmission admission(absl::ResourceExhaustedError("queue full"));
   ratelimit::Backoff backoff;
   ExchangeEnv env;
   env.http = &http;
@@ -339,7 +317,7 @@ TEST(ExchangeAdmissionTest, ARefusalFromAdmissionEndsTheCallWithNothingSent) {
   EXPECT_EQ(answers, 1);
   EXPECT_EQ(got.code(), absl::StatusCode::kResourceExhausted) << got;
   EXPECT_EQ(http.SentCount(), 0u);
-  EXPECT_EQ(admission.lanes, std::vector<std::string>{"ws/GetAudience"});
+  EXPECT_EQ(admission.lanes(), std::vector<std::string>{"ws/GetAudience"});
 }
 
 }  // namespace
