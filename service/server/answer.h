@@ -38,10 +38,10 @@
 namespace sag {
 
 struct AnswerParts {
-  Clock* clock = nullptr;                          // Required.
-  telemetry::GatewayMetrics* metrics = nullptr;    // Optional.
-  telemetry::Logger* logger = nullptr;             // Optional.
-  cache::ListingCache* cache = nullptr;            // Optional: nothing to invalidate.
+  Clock* clock = nullptr;                        // Required.
+  telemetry::GatewayMetrics* metrics = nullptr;  // Optional.
+  telemetry::Logger* logger = nullptr;           // Optional.
+  cache::ListingCache* cache = nullptr;          // Optional: nothing to invalidate.
   // Tells the other replicas which listing tags a write dropped (Redis pub/sub); optional.
   std::function<void(const std::vector<std::string>& tags)> publish_invalidations;
 };
@@ -62,9 +62,8 @@ class Answerer {
              const google::protobuf::Message* response, const absl::Status& status);
 
  private:
-  void WriteCallLine(const CallInfo& info, const absl::Status& status,
-                     const ExchangeReport& report, absl::string_view code,
-                     absl::Duration latency);
+  void WriteCallLine(const CallInfo& info, const absl::Status& status, const ExchangeReport& report,
+                     absl::string_view code, absl::Duration latency);
 
   const AnswerParts parts_;
 };

@@ -46,7 +46,7 @@ struct ExchangeEnv {
   upstream::HttpClient* http = nullptr;
   Clock* clock = nullptr;
   Timers* timers = nullptr;
-  ratelimit::Admission* limiter = nullptr;  // The admission stage (a ratelimit::Limiter).
+  ratelimit::Admission* limiter = nullptr;   // The admission stage (a ratelimit::Limiter).
   ratelimit::PreviewQuota* quota = nullptr;  // May be null: no monthly quota.
   ratelimit::RetryBudget* retry_budget = nullptr;
   const ratelimit::Backoff* backoff = nullptr;

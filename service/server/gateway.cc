@@ -12,8 +12,7 @@
 namespace sag {
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(GatewayOptions options,
-                                                         const ExchangeEnv* env,
-                                                         GatewayParts parts,
+                                                         const ExchangeEnv* env, GatewayParts parts,
                                                          GatewayObservers observers) {
   PlannerOptions planning{std::move(options.upstream_url), std::move(options.rate_limits),
                           options.api_default};

@@ -36,10 +36,9 @@ grpc::ServerUnaryReactor* Gateway::HandleListing(absl::string_view rpc,
   grpc::ByteBuffer bytes(*request);  // Shares the slices; the reader consumes the copy.
   grpc::ProtoBufferReader reader(&bytes);
   if (!reader.status().ok() || !parsed->ParseFromZeroCopyStream(&reader)) {
-    return FinishedAtOnce(
-        context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                              absl::StrCat("the request is not a valid ", parsed->GetTypeName(),
-                                           " message")));
+    return FinishedAtOnce(context, grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                                absl::StrCat("the request is not a valid ",
+                                                             parsed->GetTypeName(), " message")));
   }
   auto info = std::make_shared<CallInfo>();
   MemoryBudget::Charge memory;
@@ -53,8 +52,7 @@ grpc::ServerUnaryReactor* Gateway::HandleListing(absl::string_view rpc,
   auto* call = new Call();
   call->request = std::move(parsed);
   call->memory = std::move(memory);
-  ServeListing(context, call, std::move(info), *call->request, response, routed,
-               std::move(lookup));
+  ServeListing(context, call, std::move(info), *call->request, response, routed, std::move(lookup));
   return call;
 }
 
@@ -106,8 +104,7 @@ absl::StatusOr<std::string> Serialized(absl::Status status,
 
 void Gateway::ServeListing(grpc::CallbackServerContext* context, Call* call,
                            std::shared_ptr<CallInfo> info, const google::protobuf::Message& request,
-                           grpc::ByteBuffer* response, const Routed& routed,
-                           ListingLookup lookup) {
+                           grpc::ByteBuffer* response, const Routed& routed, ListingLookup lookup) {
   // Upstream planning, only now that the listing may be fetched.
   absl::StatusOr<ExchangeParams> params = planner_->Plan(routed, *info, request);
   if (!params.ok()) {

@@ -110,8 +110,10 @@ absl::StatusOr<const Workspace*> Router::NamedWorkspace(absl::string_view reques
     return &ws;
   }
   std::string known;
-  for (const Workspace& ws : workspaces_) absl::StrAppend(&known, known.empty() ? "" : ", ", ws.name);
-  return InvalidField("x-segment-workspace", absl::StrCat("unknown workspace; configured: ", known));
+  for (const Workspace& ws : workspaces_)
+    absl::StrAppend(&known, known.empty() ? "" : ", ", ws.name);
+  return InvalidField("x-segment-workspace",
+                      absl::StrCat("unknown workspace; configured: ", known));
 }
 
 absl::StatusOr<const Workspace*> Router::SelectWorkspace(absl::string_view requested,

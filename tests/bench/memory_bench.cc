@@ -317,8 +317,7 @@ bool RunFloor(int n, const CallShape& shape, FloorResult* r) {
   }
   auto line = (*server)->WaitForLine("listening on", absl::Seconds(20));
   if (!line.ok()) return false;
-  const std::string address =
-      absl::StrCat("127.0.0.1:", sag::testing::PortFromLine(*line));
+  const std::string address = absl::StrCat("127.0.0.1:", sag::testing::PortFromLine(*line));
   Stubs stubs = Connect(address, shape.channels);
   if (HeldByFloor(*stubs[0]) != 0) return false;  // Connected; the idle baseline's warm-up.
   const pid_t pid = (*server)->pid();
@@ -384,16 +383,16 @@ void PrintFlood(const FloodResult& f) {
 
 // The floor's figures and the gateway's excess over it (KB per call), after the gateway's.
 void PrintFloor(const char* what, const FloorResult& fl, double gateway_kb) {
-  std::printf("  %-30s %-58s %s\n", absl::StrCat("gRPC floor per held call, ", what).c_str(),
-              absl::StrFormat("%.1f KB ((%.1f - %.1f MB) / %d held, bench_memory_floor)",
-                              fl.KbPerCall(), fl.rss_held_kb / 1024.0, fl.rss_idle_kb / 1024.0,
-                              fl.held)
-                  .c_str(),
-              "(report)");
-  std::printf("  %-30s %-58s %s\n", absl::StrCat("gateway excess, ", what).c_str(),
-              absl::StrFormat("%.1f KB per call over the floor", gateway_kb - fl.KbPerCall())
-                  .c_str(),
-              "(report)");
+  std::printf(
+      "  %-30s %-58s %s\n", absl::StrCat("gRPC floor per held call, ", what).c_str(),
+      absl::StrFormat("%.1f KB ((%.1f - %.1f MB) / %d held, bench_memory_floor)", fl.KbPerCall(),
+                      fl.rss_held_kb / 1024.0, fl.rss_idle_kb / 1024.0, fl.held)
+          .c_str(),
+      "(report)");
+  std::printf(
+      "  %-30s %-58s %s\n", absl::StrCat("gateway excess, ", what).c_str(),
+      absl::StrFormat("%.1f KB per call over the floor", gateway_kb - fl.KbPerCall()).c_str(),
+      "(report)");
 }
 
 nlohmann::json FloorJson(const FloorResult& fl, double gateway_kb) {

@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
 #include "service/operations/operation_table.h"
@@ -51,7 +52,6 @@
 #include "tests/support/fake_budget_store.h"
 #include "tests/support/fake_clock.h"
 #include "tests/support/fake_token_source.h"
-#include "httplib.h"
 
 ABSL_FLAG(int, calls, 2000,
           "Calls (or parts) held at once in each measurement; at most ~2000: segment-sim holds "
@@ -227,8 +227,8 @@ class GatewayRig {
     ws.tokens = &tokens_;
     sag::GatewayOptions options;
     options.upstream_url = "http://127.0.0.1:8080";
-    options.rate_limits["GetAudience"] = upstream ? sag::ratelimit::Limit{1 << 30, absl::Seconds(1)}
-                                                  : kParking;
+    options.rate_limits["GetAudience"] =
+        upstream ? sag::ratelimit::Limit{1 << 30, absl::Seconds(1)} : kParking;
     options.workspaces = {ws};
     gateway_ = *sag::Gateway::Create(options, &env_);
     service_ = std::make_unique<sag::AudiencesServiceImpl>(gateway_.get());
@@ -310,8 +310,7 @@ double WaiterPerCall(int n) {
   sag::FakeClock clock(absl::Now());
   sag::testing::FakeBudgetStore store;
   sag::ratelimit::Limiter limiter(&store, &clock, &clock);
-  sag::ratelimit::AcquireRequest r{"ws/GetAudience", kParking, kPeer,
-                                   absl::Now() + absl::Hours(1)};
+  sag::ratelimit::AcquireRequest r{"ws/GetAudience", kParking, kPeer, absl::Now() + absl::Hours(1)};
   auto owner = std::make_shared<int>(0);
   auto admit = [owner, at = absl::Now()](const absl::Status&) { (void)at; };
   limiter.Acquire(r, admit);  // Takes the slot: the others park.
@@ -334,10 +333,11 @@ sag::Exchange::Done GatewaySizedDone(const std::shared_ptr<int>& shared) {
     std::shared_ptr<int> info;
     const void* op;
   };
-  sag::Exchange::Done inner = [c = HandleCaptures{nullptr, nullptr, nullptr, nullptr, shared,
-                                                  nullptr}](
-                                  absl::Status, std::unique_ptr<google::protobuf::Message>,
-                                  const sag::ExchangeReport&) { (void)c; };
+  sag::Exchange::Done inner =
+      [c = HandleCaptures{nullptr, nullptr, nullptr, nullptr, shared, nullptr}](
+          absl::Status, std::unique_ptr<google::protobuf::Message>, const sag::ExchangeReport&) {
+        (void)c;
+      };
   return [state = shared, workspace = std::string("ws"), done = std::move(inner)](
              absl::Status st, std::unique_ptr<google::protobuf::Message> answer,
              const sag::ExchangeReport& report) {
@@ -360,8 +360,8 @@ double ExchangePerCall(int n) {
   auto shared = std::make_shared<int>(0);
   std::vector<std::shared_ptr<sag::Exchange>> exchanges;
   exchanges.reserve(n + 1);
-  exchanges.push_back(sag::Exchange::Start(&env, PlannedParams("http://127.0.0.1:8080"),
-                                           GatewaySizedDone(shared)));
+  exchanges.push_back(
+      sag::Exchange::Start(&env, PlannedParams("http://127.0.0.1:8080"), GatewaySizedDone(shared)));
   const int64_t before = HeapBytes();
   for (int i = 0; i < n; ++i) {
     exchanges.push_back(sag::Exchange::Start(&env, PlannedParams("http://127.0.0.1:8080"),
@@ -409,9 +409,8 @@ double CurlPerTransfer(int n) {
     for (int i = 0; i < k; ++i) {
       sag::upstream::HttpRequest r = PlannedParams(url).http;
       r.timeout = latency + absl::Seconds(60);
-      curl.Send(std::move(r), [&done](const absl::StatusOr<sag::upstream::HttpResponse>&) {
-        done.Done();
-      });
+      curl.Send(std::move(r),
+                [&done](const absl::StatusOr<sag::upstream::HttpResponse>&) { done.Done(); });
     }
   };
   send(kWarm);
@@ -452,8 +451,8 @@ int main(int argc, char** argv) {
     GatewayRig rig(/*upstream=*/true);
     upstream = rig.PerCall();
   }
-  const double params = PerKept<sag::ExchangeParams>(
-      n, [] { return PlannedParams("http://127.0.0.1:8080"); });
+  const double params =
+      PerKept<sag::ExchangeParams>(n, [] { return PlannedParams("http://127.0.0.1:8080"); });
   const double http = PerKept<sag::upstream::HttpRequest>(
       n, [] { return PlannedParams("http://127.0.0.1:8080").http; });
   const double waiter = WaiterPerCall(n);
@@ -463,8 +462,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "a measurement did not complete (see above)\n");
     return 1;
   }
-  std::printf("bench_memory_heap: %d calls (or parts) held at once; heap bytes in use per call "
-              "(mallinfo2, chunk overhead included)\n", n);
+  std::printf(
+      "bench_memory_heap: %d calls (or parts) held at once; heap bytes in use per call "
+      "(mallinfo2, chunk overhead included)\n",
+      n);
   std::printf(" in process (client + server, one in-process channel, the same client):\n");
   Row("floor: gRPC alone (HeldCallsService)", floor);
   Row("gateway, GetAudience parked in the limiter", parked,
@@ -482,6 +483,7 @@ int main(int argc, char** argv) {
   Row("  => rest of the parked excess: Call reactor, CallInfo, ...", parked - floor - exchange);
   Row("libcurl per transfer in flight (CurlMultiClient -> segment-sim)", curl,
       "includes the HttpRequest it was given");
-  Row("  => in flight, estimated: upstream excess + curl - HttpRequest", upstream - floor + curl - http);
+  Row("  => in flight, estimated: upstream excess + curl - HttpRequest",
+      upstream - floor + curl - http);
   return 0;
 }

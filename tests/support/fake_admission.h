@@ -30,8 +30,7 @@ class FakeAdmission final : public ratelimit::Admission {
     admit(answer);  // Outside the lock: `admit` may call back.
     return ratelimit::kNoTicket;
   }
-  ratelimit::Ticket Requeue(const ratelimit::AcquireRequest& r,
-                            ratelimit::AdmitFn admit) override {
+  ratelimit::Ticket Requeue(const ratelimit::AcquireRequest& r, ratelimit::AdmitFn admit) override {
     return Acquire(r, std::move(admit));
   }
   bool Cancel(ratelimit::Ticket) override { return false; }  // Nothing ever waits.

@@ -69,9 +69,9 @@ TEST_F(RouterTest, NeedsAWorkspaceAndBindsEveryOperation) {
 }
 
 TEST_F(RouterTest, PicksTheWorkspaceByNameOrSpace) {
-  auto router = Make({MakeWorkspace("eu", {"spa_eu"}, &tokens_),
-                      MakeWorkspace("us", {"spa_us"}, &tokens_),
-                      MakeWorkspace("any", {}, &tokens_)});
+  auto router =
+      Make({MakeWorkspace("eu", {"spa_eu"}, &tokens_), MakeWorkspace("us", {"spa_us"}, &tokens_),
+            MakeWorkspace("any", {}, &tokens_)});
   ASSERT_NE(router, nullptr);
   EXPECT_EQ((*router->SelectWorkspace("", "spa_eu"))->name, "eu");
   EXPECT_EQ((*router->SelectWorkspace("", "spa_other"))->name, "any");
@@ -85,8 +85,8 @@ TEST_F(RouterTest, PicksTheWorkspaceByNameOrSpace) {
 }
 
 TEST_F(RouterTest, AmbiguousOrUnservedSpacesAreTheCallersToResolve) {
-  auto router = Make({MakeWorkspace("a", {"spa_1"}, &tokens_),
-                      MakeWorkspace("b", {"spa_1"}, &tokens_)});
+  auto router =
+      Make({MakeWorkspace("a", {"spa_1"}, &tokens_), MakeWorkspace("b", {"spa_1"}, &tokens_)});
   ASSERT_NE(router, nullptr);
   absl::Status twice = router->SelectWorkspace("", "spa_1").status();
   EXPECT_EQ(twice.code(), absl::StatusCode::kInvalidArgument);
