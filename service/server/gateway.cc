@@ -72,27 +72,21 @@ absl::Status Gateway::Routing(absl::string_view rpc, grpc::CallbackServerContext
   return absl::OkStatus();
 }
 
-bool Gateway::Route(absl::string_view rpc, grpc::CallbackServerContext* context,
-                    const google::protobuf::Message& request, Call* call, CallInfo& info,
-                    Routed& routed) {
-  absl::Status status = Routing(rpc, context, request, info, call->memory, routed);
-  if (status.ok()) return true;
-  Fail(call, info, status);
-  return false;
-}
-
 bool Gateway::Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
                     const google::protobuf::Message& request, Call* call, CallInfo& info,
                     ExchangeParams& params) {
   Routed routed;
-  if (!Route(rpc, context, request, call, info, routed)) return false;
-  absl::StatusOr<ExchangeParams> planned = planner_->Plan(routed, info, request);
-  if (!planned.ok()) {
-    Fail(call, info, planned.status());
-    return false;
+  absl::Status status = Routing(rpc, context, request, info, call->memory, routed);
+  if (status.ok()) {
+    absl::StatusOr<ExchangeParams> planned = planner_->Plan(routed, info, request);
+    if (planned.ok()) {
+      params = *std::move(planned);
+      return true;
+    }
+    status = planned.status();
   }
-  params = *std::move(planned);
-  return true;
+  Fail(call, info, status);
+  return false;
 }
 
 void Gateway::Fail(Call* call, const CallInfo& info, const absl::Status& status) {

@@ -31,8 +31,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -125,10 +123,8 @@ class Gateway {
   absl::Status Routing(absl::string_view rpc, grpc::CallbackServerContext* context,
                        const google::protobuf::Message& request, CallInfo& info,
                        MemoryBudget::Charge& memory, Routed& routed);
-  // Routing into `call`; returns false after finishing `call` with the error.
-  bool Route(absl::string_view rpc, grpc::CallbackServerContext* context,
-             const google::protobuf::Message& request, Call* call, CallInfo& info, Routed& routed);
-  // Route, then Plan (every call that is not a listing).
+  // Routing, then Plan (every call that is not a listing); returns false after finishing `call`
+  // with the error.
   bool Admit(absl::string_view rpc, grpc::CallbackServerContext* context,
              const google::protobuf::Message& request, Call* call, CallInfo& info,
              ExchangeParams& params);
@@ -164,6 +160,10 @@ class Gateway {
                     grpc::ByteBuffer* response, const Routed& routed, ListingLookup lookup);
   // The cache key: workspace, space, rpc and the request's deterministic bytes.
   static std::string ListingKey(const CallInfo& info, const google::protobuf::Message& request);
+  // A listing's outcome: x-cache value, the cache metric, the call's metrics and log line (the
+  // exchange's report only when the answer came from the upstream).
+  void ReportListing(CallInfo& info, cache::Outcome outcome, const absl::Status& status,
+                     const ExchangeReport& report);
   // Answers a listing call once: x-cache, the cache metric, the log line, the bytes or the error.
   void AnswerListing(grpc::CallbackServerContext* context, Call* call, grpc::ByteBuffer* response,
                      CallInfo& info, absl::StatusOr<cache::ListingCache::Bytes> value,

@@ -146,14 +146,19 @@ std::string Gateway::ListingKey(const CallInfo& info, const google::protobuf::Me
   return cache::MakeKey(info.workspace, info.space, info.rpc, canonical);
 }
 
+void Gateway::ReportListing(CallInfo& info, cache::Outcome outcome, const absl::Status& status,
+                            const ExchangeReport& report) {
+  info.cache = std::string(cache::OutcomeName(outcome));
+  answer_.CountCacheOutcome(info);
+  const bool upstream = outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass;
+  answer_.Report(info, status, upstream ? report : ExchangeReport{});
+}
+
 void Gateway::AnswerListing(grpc::CallbackServerContext* context, Call* call,
                             grpc::ByteBuffer* response, CallInfo& info,
                             absl::StatusOr<cache::ListingCache::Bytes> value,
                             cache::Outcome outcome, const ExchangeReport& report) {
-  info.cache = std::string(cache::OutcomeName(outcome));
-  answer_.CountCacheOutcome(info);
-  const bool upstream = outcome == cache::Outcome::kMiss || outcome == cache::Outcome::kBypass;
-  answer_.Report(info, value.status(), upstream ? report : ExchangeReport{});
+  ReportListing(info, outcome, value.status(), report);
   if (!call->Claim()) return;
   context->AddInitialMetadata("x-cache", info.cache);
   if (value.ok()) ShareInto(*value, response);
@@ -163,9 +168,7 @@ void Gateway::AnswerListing(grpc::CallbackServerContext* context, Call* call,
 grpc::ServerUnaryReactor* Gateway::AnswerFreshHit(grpc::CallbackServerContext* context,
                                                   grpc::ByteBuffer* response, CallInfo& info,
                                                   const cache::ListingCache::Bytes& hit) {
-  info.cache = std::string(cache::OutcomeName(cache::Outcome::kHit));
-  answer_.CountCacheOutcome(info);
-  answer_.Report(info, absl::OkStatus(), ExchangeReport{});
+  ReportListing(info, cache::Outcome::kHit, absl::OkStatus(), ExchangeReport{});
   context->AddInitialMetadata("x-cache", info.cache);
   ShareInto(hit, response);
   return FinishedAtOnce(context, grpc::Status::OK);

@@ -58,6 +58,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/bench/byte_buffer.h"
 #include "tests/bench/loadgen.h"
 #include "tests/bench/proc_stats.h"
 #include "tests/common/redis_server.h"  // FreePort
@@ -141,17 +142,6 @@ bool CreateAudiences(sag::testing::Stack& s, int n, const std::string& descripti
     }
   }
   return true;
-}
-
-// The bytes of a message.
-std::string Bytes(const grpc::ByteBuffer& buffer) {
-  std::string raw;
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return raw;
-  raw.reserve(buffer.Length());
-  for (const grpc::Slice& s : slices)
-    raw.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return raw;
 }
 
 // Whether `buffer` holds exactly `want` (compared slice by slice, without copying).
@@ -326,7 +316,7 @@ int main(int argc, char** argv) {
     first_call.request = listing.SerializeAsString();
     first_call.check_with_context = [&first, &first_x_cache](const grpc::ClientContext& ctx,
                                                              const grpc::ByteBuffer& response) {
-      *first = Bytes(response);
+      *first = sag::bench::BufferBytes(response);
       first_x_cache = XCache(ctx);
       return std::string();
     };

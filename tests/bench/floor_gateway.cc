@@ -29,19 +29,11 @@
 #include "service/app/server_config.h"
 #include "service/common/cli.h"
 #include "service/config/config.h"
+#include "tests/bench/byte_buffer.h"
 
 namespace {
 
 using Bytes = std::shared_ptr<const std::string>;
-
-std::string Concatenated(const grpc::ByteBuffer& buffer) {
-  std::string raw;
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return raw;
-  for (const grpc::Slice& s : slices)
-    raw.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return raw;
-}
 
 class FloorService final : public grpc::Service {
  public:
@@ -49,8 +41,8 @@ class FloorService final : public grpc::Service {
     AddRaw("/sag.bench.Floor/Store", 0,
            [this](grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
                   grpc::ByteBuffer* response) {
-             std::atomic_store(&stored_,
-                               std::make_shared<const std::string>(Concatenated(*request)));
+             std::atomic_store(
+                 &stored_, std::make_shared<const std::string>(sag::bench::BufferBytes(*request)));
              grpc::Slice empty;  // The empty answer (an unset ByteBuffer is no message).
              grpc::ByteBuffer buffer(&empty, 1);
              response->Swap(&buffer);

@@ -61,6 +61,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "segment/audiences/v1/audiences.grpc.pb.h"
+#include "tests/bench/byte_buffer.h"
 #include "tests/bench/loadgen.h"
 #include "tests/bench/proc_stats.h"
 #include "tests/common/redis_server.h"  // FreePort
@@ -304,15 +305,6 @@ bool CreateAudiences(sag::testing::Stack& s, int n) {
   return true;
 }
 
-std::string Bytes(const grpc::ByteBuffer& buffer) {
-  std::string raw;
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return raw;
-  for (const grpc::Slice& s : slices)
-    raw.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return raw;
-}
-
 std::string InitialMetadata(const grpc::ClientContext& ctx, const std::string& key) {
   const auto& md = ctx.GetServerInitialMetadata();
   auto it = md.find(key);
@@ -328,7 +320,7 @@ std::string CallOnce(
   call.request = request;
   call.check_with_context = [check](const grpc::ClientContext& ctx,
                                     const grpc::ByteBuffer& response) {
-    return check(ctx, Bytes(response));
+    return check(ctx, sag::bench::BufferBytes(response));
   };
   sag::bench::LoadResult r = sag::bench::ClosedLoop(1, sag::bench::GrpcUnaryIssue(stub, call))
                                  .Run(absl::ZeroDuration(), absl::Minutes(1), 1);
