@@ -36,7 +36,8 @@ gw_pod=audiences-gateway-pod-0
 sim_pod=segment-sim-pod-0
 space=9aQ1Lj62S4bomZKLF4DPqW
 rc=0
-node "$repo/tests/deploy/kube_play_render.mjs" "$work/dev.yaml" "$SAG_IMAGE" "$sim_pod.dns.podman" ||
+node "$repo/tests/deploy/kube_play_render.mjs" "$work/dev.yaml" "$SAG_IMAGE" "$sim_pod.dns.podman" \
+  "$id" ||
   rc=$?
 [ "$rc" = 0 ] || exit "$rc"
 

@@ -4,6 +4,9 @@
 #   the hard limits podman itself runs with: crun, and runc with podman's default ulimits, cannot
 #   start containers on a VM without CAP_SYS_RESOURCE), or the test skips (exit 77) with the
 #   reason, or fails when SAG_REQUIRE_CONTAINERS=1 (CI).
+# - ctr_setup also removes what a killed run left (ctr_sweep_stale): containers and networks
+#   named `sag-ctest-*-PID` and pods labelled `sag-ctest-owner=PID` whose PID is no longer a
+#   running container test; what a live run owns is never touched.
 # - ctr_free_port: a free loopback TCP port; ctr_wait_for: bounded polling.
 # - Names: SAG_IMAGE (the gateway's image the fixture builds), SAG_BASE_IMAGE (a local Debian 12).
 # shellcheck shell=bash
@@ -45,6 +48,33 @@ EOF
   info=$(podman info --format '{{.Host.OCIRuntime.Name}} {{.Store.GraphDriverName}}' 2>&1) ||
     ctr_skip "podman cannot run here: $info"
   echo "podman $(podman version --format '{{.Client.Version}}'): runtime and storage: $info"
+  ctr_sweep_stale
+}
+
+# ctr_owner_alive PID: PID is a running container test (this library's caller).
+ctr_owner_alive() {
+  [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q 'tests/deploy/container_'
+}
+
+# ctr_sweep_stale: removes the containers, pods and networks of container tests that were killed
+# before their EXIT trap ran (SIGKILL, a machine restart): they would hold names, ports and memory,
+# and a later run of the same test would find its names taken.
+ctr_sweep_stale() {
+  local kind name owner
+  while read -r kind name owner; do
+    if [ -z "$owner" ] || ctr_owner_alive "$owner"; then continue; fi
+    echo "note: removing $kind $name, left by a killed run (pid $owner)"
+    case $kind in
+      pod) podman pod rm -f -t 0 "$name" >/dev/null 2>&1 || true ;;
+      container) podman rm -f -t 0 "$name" >/dev/null 2>&1 || true ;;
+      network) podman network rm -f "$name" >/dev/null 2>&1 || true ;;
+    esac
+  done < <(
+    podman pod ps --filter label=sag-ctest-owner --format '{{.Name}} {{index .Labels "sag-ctest-owner"}}' |
+      sed 's/^/pod /'
+    podman ps -a --format '{{.Names}}' | sed -n 's/^\(sag-ctest-.*-\([0-9]\+\)\)$/container \1 \2/p'
+    podman network ls --format '{{.Name}}' | sed -n 's/^\(sag-ctest-.*-\([0-9]\+\)\)$/network \1 \2/p'
+  )
 }
 
 ctr_free_port() {

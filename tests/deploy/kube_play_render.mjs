@@ -2,7 +2,7 @@
 // 12's `podman kube play` (4.3) can run, and prints every change it makes: the copy is what the
 // container_kube_play test proves, the manifests minus these changes.
 //
-//   node tests/deploy/kube_play_render.mjs OUT_YAML IMAGE SIM_HOST
+//   node tests/deploy/kube_play_render.mjs OUT_YAML IMAGE SIM_HOST [OWNER]
 //
 // Changes, each for something podman 4.3 cannot express:
 // - every container image -> IMAGE (the image the container_image fixture built; no registry);
@@ -17,7 +17,9 @@
 //   Services; pods resolve by pod name through the dnsname plugin);
 // - every containerPort gets hostIP 127.0.0.1 and a free hostPort (podman 4.3 publishes each
 //   containerPort on the host's every address otherwise); OUT_YAML.ports lists them, one
-//   `DEPLOYMENT CONTAINER PORT_NAME HOST_PORT` a line.
+//   `DEPLOYMENT CONTAINER PORT_NAME HOST_PORT` a line;
+// - with OWNER (the test's pid), each pod template gets the label `sag-ctest-owner: OWNER`, so
+//   that a later run can tell a pod a killed run left behind (container_lib.sh, ctr_sweep_stale).
 // Exits 77 (the reason printed) when kubectl is missing or its kustomize is older than v4, like
 // the other rendering checks (SAG_REQUIRE_KUBECTL=1 makes that a failure); 1 when the rendered
 // overlay is not what these changes expect.
@@ -27,9 +29,9 @@ import net from "node:net";
 import path from "node:path";
 import { fail, k8sDir, kubectl, need } from "./lib.mjs";
 
-const [out, image, simHost] = process.argv.slice(2);
+const [out, image, simHost, owner] = process.argv.slice(2);
 if (!out || !image || !simHost) {
-  console.error("usage: node kube_play_render.mjs OUT_YAML IMAGE SIM_HOST");
+  console.error("usage: node kube_play_render.mjs OUT_YAML IMAGE SIM_HOST [OWNER]");
   process.exit(2);
 }
 const { parseAllDocuments, stringify } = await need("yaml");
@@ -129,6 +131,13 @@ for (const o of objects.filter((x) => x.kind === "Deployment")) {
       published.push(`${o.metadata.name} ${c.name} ${p.name || p.containerPort} ${p.hostPort}`);
       note(`${o.metadata.name}/${c.name}: port ${p.containerPort} published on 127.0.0.1:${p.hostPort}`);
     }
+  }
+}
+if (owner) {
+  for (const o of objects.filter((x) => x.kind === "Deployment")) {
+    const meta = (o.spec.template.metadata ||= {});
+    meta.labels = { ...(meta.labels || {}), "sag-ctest-owner": String(owner) };
+    note(`${o.metadata.name}: pod label sag-ctest-owner=${owner} (finds the pod if this run is killed)`);
   }
 }
 fs.writeFileSync(`${out}.ports`, published.map((l) => `${l}\n`).join(""));
