@@ -27,9 +27,10 @@ absl::StatusOr<std::unique_ptr<Stack>> Stack::Start(StackOptions options) {
     if (s->sim_port_ == 0) return absl::InternalError("no port in: " + *line);
     upstream = s->sim_url();
   }
-  std::vector<std::string> argv = {
-      options.gateway_bin.empty() ? SAG_GATEWAY_BIN : options.gateway_bin, "--listen=127.0.0.1:0",
-      "--upstream_url=" + upstream};
+  std::vector<std::string> argv = options.gateway_launcher;
+  argv.push_back(options.gateway_bin.empty() ? SAG_GATEWAY_BIN : options.gateway_bin);
+  argv.push_back("--listen=127.0.0.1:0");
+  argv.push_back("--upstream_url=" + upstream);
   if (!options.token.empty()) {  // Else the gateway's flags or config name the tokens.
     std::string token_file = s->token_file();
     WriteFile(token_file, options.token + "\n");

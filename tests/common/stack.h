@@ -25,6 +25,9 @@ struct StackOptions {
   // The gateway executable ("" = audiences-gateway); another one must take the same flags and
   // print the same "listening on" line (bench_hits: bench-floor-gateway).
   std::string gateway_bin;
+  // A command that runs the gateway, e.g. {"taskset", "-c", "0"}: it must exec the gateway (same
+  // pid). Empty = the gateway itself.
+  std::vector<std::string> gateway_launcher;
   bool start_sim = true;
   std::string upstream_url;  // When not starting the simulator.
   // The gateway serves TLS (its flags in gateway_args): do not wait for a plaintext connection.
