@@ -33,9 +33,11 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -76,36 +78,59 @@ struct Gateway {
   std::unique_ptr<grpc::GenericStub> stub;
 };
 
-// Voluntary context switches (sleeps: waits for a lock, a condition or I/O) of each of a
-// process's threads, by thread id, with the thread's name: a thread that sleeps and is woken once
-// per call shows one a call.
-using ThreadSwitches = std::map<std::string, std::pair<std::string, long>>;  // tid: name, count
+// Each of a process's threads, by thread id: its name, voluntary context switches (sleeps: waits
+// for a lock, a condition or I/O; a thread woken once per call shows one a call) and CPU time.
+struct ThreadStat {
+  std::string name;
+  long sleeps = 0;
+  double cpu_s = 0;
+};
+using ThreadStats = std::map<std::string, ThreadStat>;
 
-ThreadSwitches ReadThreadSwitches(pid_t pid) {
-  ThreadSwitches out;
+double ThreadCpuSeconds(const std::filesystem::path& task) {
+  std::ifstream stat(task / "stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  size_t close = content.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(content.substr(close + 2));
+  std::string field;
+  long ticks = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stol(field);  // utime, stime
+  }
+  return static_cast<double>(ticks) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+ThreadStats ReadThreadStats(pid_t pid) {
+  ThreadStats out;
   std::error_code ec;
   const std::string dir = absl::StrCat("/proc/", pid, "/task");
   for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    ThreadStat& t = out[entry.path().filename().string()];
     std::ifstream status(entry.path() / "status");
-    std::string line, name;
-    long switches = 0;
+    std::string line;
     while (std::getline(status, line)) {
       if (line.rfind("Name:", 0) == 0) {
-        name = std::string(absl::StripAsciiWhitespace(line.substr(5)));
+        t.name = std::string(absl::StripAsciiWhitespace(line.substr(5)));
       }
-      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) switches = std::stol(line.substr(24));
+      if (line.rfind("voluntary_ctxt_switches:", 0) == 0) t.sleeps = std::stol(line.substr(24));
     }
-    out[entry.path().filename().string()] = {name, switches};
+    t.cpu_s = ThreadCpuSeconds(entry.path());
   }
   return out;
 }
 
-// Adds the switches between two readings to `by_name`, summed by thread name.
-void AddSwitches(const ThreadSwitches& before, const ThreadSwitches& after,
-                 std::map<std::string, long>* by_name) {
-  for (const auto& [tid, v] : after) {
+// Adds what each thread did between two readings: sleeps by thread name, CPU by thread id.
+void AddThreadStats(const ThreadStats& before, const ThreadStats& after,
+                    std::map<std::string, long>* sleeps_by_name, ThreadStats* cpu_by_tid) {
+  for (const auto& [tid, t] : after) {
     auto it = before.find(tid);
-    (*by_name)[v.first] += v.second - (it != before.end() ? it->second.second : 0);
+    const ThreadStat zero;
+    const ThreadStat& b = it != before.end() ? it->second : zero;
+    (*sleeps_by_name)[t.name] += t.sleeps - b.sleeps;
+    ThreadStat& c = (*cpu_by_tid)[tid];
+    c.name = t.name;
+    c.cpu_s += t.cpu_s - b.cpu_s;
   }
 }
 
@@ -119,6 +144,7 @@ struct Measurement {
   std::vector<LoadResult> rounds;
   double gateway_cpu_s = 0, client_cpu_s = 0, nginx_cpu_s = 0;
   std::map<std::string, long> switches;  // The gateway's sleeps, by thread name, every round.
+  ThreadStats threads;                   // The gateway's CPU, by thread, every round.
   LoadResult total;
 
   double PerCall(double x) const {
@@ -180,9 +206,9 @@ void RunRound(Measurement& m, int round, pid_t nginx_pid) {
   const auto g0 = sag::bench::ReadProcStats(m.gateway_pid);
   const auto n0 = sag::bench::ReadProcStats(nginx_pid);
   const auto c0 = sag::bench::ReadProcStats(getpid());
-  const ThreadSwitches s0 = ReadThreadSwitches(m.gateway_pid);
+  const ThreadStats t0 = ReadThreadStats(m.gateway_pid);
   LoadResult r = m.loop->Run(warmup, absl::Seconds(absl::GetFlag(FLAGS_seconds)));
-  AddSwitches(s0, ReadThreadSwitches(m.gateway_pid), &m.switches);
+  AddThreadStats(t0, ReadThreadStats(m.gateway_pid), &m.switches, &m.threads);
   m.gateway_cpu_s += sag::bench::ReadProcStats(m.gateway_pid).cpu_seconds - g0.cpu_seconds;
   m.nginx_cpu_s += sag::bench::ReadProcStats(nginx_pid).cpu_seconds - n0.cpu_seconds;
   m.client_cpu_s += sag::bench::ReadProcStats(getpid()).cpu_seconds - c0.cpu_seconds;
@@ -228,6 +254,16 @@ nlohmann::json Report(const std::string& build, const Measurement& one, const Me
     }
     std::printf("    sleeps/call, by thread %d in flight: %s\n", m->loop_concurrency, line.c_str());
   }
+  // The thread that works most per call bounds the calls/s: 1 s / its CPU per call.
+  const ThreadStat* busiest = nullptr;
+  for (const auto& [tid, t] : many.threads) {
+    if (busiest == nullptr || t.cpu_s > busiest->cpu_s) busiest = &t;
+  }
+  const double busiest_us = busiest != nullptr ? many.PerCallUs(busiest->cpu_s) : 0;
+  std::printf("    busiest thread         at %d in flight: %s, %.0f us per call (alone it could "
+              "serve %.0f calls/s)\n",
+              concurrency, busiest != nullptr ? busiest->name.c_str() : "n/a", busiest_us,
+              busiest_us > 0 ? 1e6 / busiest_us : 0);
   nlohmann::json j;
   for (const Measurement* m : {&one, &many, &one_core}) {
     nlohmann::json r = sag::bench::ToJson(m->total);
@@ -239,6 +275,8 @@ nlohmann::json Report(const std::string& build, const Measurement& one, const Me
                             {"nginx", m->PerCallUs(m->nginx_cpu_s)}};
     j[m->key] = std::move(r);
   }
+  j["busiest_thread"] = {{"name", busiest != nullptr ? busiest->name : ""},
+                         {"cpu_us_per_call", busiest_us}};
   j["cpu_us_per_call_one"] = cpu_one;
   j["cpu_us_per_call_many"] = cpu_many;
   j["cpu_ratio_one_to_many"] = {{"value", cpu_ratio}, {"goal", 1.2}, {"met", cpu_met}};
