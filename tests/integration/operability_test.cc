@@ -826,12 +826,16 @@ TEST(OperabilityHealthTest, NotServingFromTheFirstSigtermWhileACallIsInFlight) {
   watch_ctx.TryCancel();
   (void)watch->Finish();
 
-  // Another channel: NOT_SERVING, or no new call accepted at all; never SERVING.
+  // Another channel: NOT_SERVING, or no new call accepted at all; never SERVING. Not accepted
+  // is UNAVAILABLE (the listener is closed) or CANCELLED (gRPC's Shutdown cancels a call that
+  // arrived but was not yet matched to a method: seen on a loaded machine).
   auto other = HealthCheck(FreshChannel(s.gateway_address()), kService, absl::Seconds(2));
   if (other.ok()) {
     EXPECT_EQ(*other, kNotServing);
   } else {
-    EXPECT_EQ(other.status().code(), absl::StatusCode::kUnavailable) << other.status();
+    const absl::StatusCode code = other.status().code();
+    EXPECT_TRUE(code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kCancelled)
+        << other.status();
   }
 
   // The call in flight still gets its upstream answer.
