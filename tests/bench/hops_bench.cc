@@ -161,8 +161,8 @@ int UsableCores() {
 
 // Pins the calling thread (and so every thread created after, gRPC's included) to `list`.
 bool PinThisProcess(const std::string& list) {
-  return std::system(absl::StrCat(kTaskset, " -a -p -c ", list, " ", getpid(), " >/dev/null")
-                         .c_str()) == 0;
+  return std::system(
+             absl::StrCat(kTaskset, " -a -p -c ", list, " ", getpid(), " >/dev/null").c_str()) == 0;
 }
 
 absl::StatusOr<Gateway> StartGateway(const std::string& binary, const std::string& cpus,
@@ -185,8 +185,8 @@ absl::StatusOr<Gateway> StartGateway(const std::string& binary, const std::strin
   v1::GetAudienceResponse response;
   grpc::Status st = g.stack->stub().GetAudience(sag::testing::Context().get(), request, &response);
   if (!st.ok() || response.audience().id() != sag::bench::kAudience) {
-    return absl::InternalError(absl::StrCat("the gateway (", binary, ") did not answer: ",
-                                            st.error_message()));
+    return absl::InternalError(
+        absl::StrCat("the gateway (", binary, ") did not answer: ", st.error_message()));
   }
   return g;
 }
@@ -228,20 +228,22 @@ nlohmann::json Report(const std::string& build, const Measurement& one, const Me
   const bool cpu_met = cpu_ratio > 0 && cpu_ratio <= 1.2;
   const bool scaling_met = scaling >= 1.6;
   std::printf("  %s build:\n", build.c_str());
-  std::printf("    gateway CPU per call   1 in flight %.0f us, %d in flight %.0f us: %.2fx "
-              "(goal <= 1.2: %s)\n",
-              cpu_one, concurrency, cpu_many, cpu_ratio, cpu_met ? "met" : "NOT met");
+  std::printf(
+      "    gateway CPU per call   1 in flight %.0f us, %d in flight %.0f us: %.2fx "
+      "(goal <= 1.2: %s)\n",
+      cpu_one, concurrency, cpu_many, cpu_ratio, cpu_met ? "met" : "NOT met");
   std::printf("    uncached calls/s       1 core %.0f, 2 cores %.0f: %.2fx (goal >= 1.6: %s)\n",
               one_core.total.throughput, many.total.throughput, scaling,
               scaling_met ? "met" : "NOT met");
-  std::printf("    p50 latency            1 in flight %.0f us; %d in flight: 2 cores %.0f us, "
-              "1 core %.0f us\n",
-              one.total.latency.p50_us, concurrency, many.total.latency.p50_us,
-              one_core.total.latency.p50_us);
-  std::printf("    others' CPU per call   at %d in flight on 2 cores: load generator %.0f us, "
-              "nginx %.0f us (gateway %.0f us)\n",
-              concurrency, many.PerCallUs(many.client_cpu_s), many.PerCallUs(many.nginx_cpu_s),
-              cpu_many);
+  std::printf(
+      "    p50 latency            1 in flight %.0f us; %d in flight: 2 cores %.0f us, "
+      "1 core %.0f us\n",
+      one.total.latency.p50_us, concurrency, many.total.latency.p50_us,
+      one_core.total.latency.p50_us);
+  std::printf(
+      "    others' CPU per call   at %d in flight on 2 cores: load generator %.0f us, "
+      "nginx %.0f us (gateway %.0f us)\n",
+      concurrency, many.PerCallUs(many.client_cpu_s), many.PerCallUs(many.nginx_cpu_s), cpu_many);
   for (const Measurement* m : {&one, &many}) {
     std::vector<std::pair<std::string, long>> sorted(m->switches.begin(), m->switches.end());
     std::sort(sorted.begin(), sorted.end(),
@@ -260,10 +262,11 @@ nlohmann::json Report(const std::string& build, const Measurement& one, const Me
     if (busiest == nullptr || t.cpu_s > busiest->cpu_s) busiest = &t;
   }
   const double busiest_us = busiest != nullptr ? many.PerCallUs(busiest->cpu_s) : 0;
-  std::printf("    busiest thread         at %d in flight: %s, %.0f us per call (alone it could "
-              "serve %.0f calls/s)\n",
-              concurrency, busiest != nullptr ? busiest->name.c_str() : "n/a", busiest_us,
-              busiest_us > 0 ? 1e6 / busiest_us : 0);
+  std::printf(
+      "    busiest thread         at %d in flight: %s, %.0f us per call (alone it could "
+      "serve %.0f calls/s)\n",
+      concurrency, busiest != nullptr ? busiest->name.c_str() : "n/a", busiest_us,
+      busiest_us > 0 ? 1e6 / busiest_us : 0);
   nlohmann::json j;
   for (const Measurement* m : {&one, &many, &one_core}) {
     nlohmann::json r = sag::bench::ToJson(m->total);
@@ -310,8 +313,9 @@ int Run() {
   }
   const pid_t nginx_pid = (*nginx)->process->pid();
   if (!others.empty() &&
-      std::system(absl::StrCat(kTaskset, " -a -p -c ", others, " ", nginx_pid, " >/dev/null")
-                      .c_str()) != 0) {
+      std::system(
+          absl::StrCat(kTaskset, " -a -p -c ", others, " ", nginx_pid, " >/dev/null").c_str()) !=
+          0) {
     std::cerr << "cannot pin nginx to " << others << "\n";
     return 2;
   }
@@ -335,7 +339,7 @@ int Run() {
       const Gateway& gw = gateways.back();
       const bool one_core = std::string(cpus) == "0";
       for (const std::string& key : one_core ? std::vector<std::string>{"one_core"}
-                                               : std::vector<std::string>{"one", "many"}) {
+                                             : std::vector<std::string>{"one", "many"}) {
         Measurement m;
         m.build = name;
         m.key = key;
@@ -368,12 +372,10 @@ int Run() {
     }
     by_build[m.build][m.key] = &m;
   }
-  nlohmann::json out = {{"scenario", "hops"},
-                        {"concurrency", concurrency},
-                        {"rounds", rounds},
-                        {"seconds_per_round", absl::GetFlag(FLAGS_seconds)},
-                        {"cores", UsableCores()},
-                        {"others_cpus", others}};
+  nlohmann::json out = {
+      {"scenario", "hops"},     {"concurrency", concurrency},
+      {"rounds", rounds},       {"seconds_per_round", absl::GetFlag(FLAGS_seconds)},
+      {"cores", UsableCores()}, {"others_cpus", others}};
   for (const auto& [name, binary] : builds) {
     auto& b = by_build[name];
     out[name] = Report(name, *b["one"], *b["many"], *b["one_core"], concurrency);

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/../.." || exit 1
 deploy/local/install-deps.sh || exit 1
 build="${BUILD_DIR:-build/bench}"
 out="${OUT_DIR:-$build/results}"
-benches="${BENCHES:-proxy cache hits ratelimit lanes shares concurrency scaleout freeze translate memory memory_heap}"
+benches="${BENCHES:-proxy hops cache hits ratelimit lanes shares concurrency scaleout freeze translate memory memory_heap}"
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null || exit 1
 targets=()
 for b in $benches; do targets+=("bench_$b"); done
@@ -32,6 +32,8 @@ run() {  # name, command...
 for b in $benches; do
   case "$b" in
     proxy) run proxy "$bin/bench_proxy" --seconds=5 --concurrency=16 --json="$out/proxy.json" ;;
+    hops) run hops "$bin/bench_hops" --seconds=2 --rounds=3 --concurrency=16 --others_cpus=1 \
+      --json="$out/hops.json" ;;
     cache) run cache "$bin/bench_cache" --calls=1000 --latency=200ms --seconds=5 --keys=100000 \
       --cache_max_bytes=16777216 --json="$out/cache.json" ;;
     hits) run hits "$bin/bench_hits" --seconds=3 --rounds=3 --warmup=1 --connections=4 \
