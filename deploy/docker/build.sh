@@ -32,7 +32,7 @@ programs=(audiences-gateway audiencesctl segment-sim)
 build_packages=(
   build-essential cmake pkg-config ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
+  libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev rapidjson-dev libcpp-httplib-dev
   libspdlog-dev libhiredis-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config ca-certificates git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev libcpp-httplib-dev
+  libabsl-dev libcurl4-openssl-dev nlohmann-json3-dev rapidjson-dev libcpp-httplib-dev
   libspdlog-dev libhiredis-dev libyaml-cpp-dev libssl-dev openssl libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev clang libclang-rt-14-dev
   redis-server curl python3 python3-prometheus-client nginx-light ccache

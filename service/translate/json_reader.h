@@ -37,8 +37,9 @@ enum class TextError {
   kModel,        // the JSON does not fit the message: JsonToMessage's error, JSON path first
 };
 
-// JSON text -> message, parsed straight into `*out` (nlohmann's SAX parser; only anyOf objects,
-// maps and free-form values are collected into a small DOM first). The result is the one
+// JSON text -> message, parsed straight into `*out` (RapidJSON's SAX parser, nlohmann's for any
+// text RapidJSON might read otherwise; only anyOf objects, maps and free-form values are
+// collected into a small DOM first). The result is the one
 // JsonToMessage(nlohmann::json::parse(json), out) gives, errors included; a text that is not JSON
 // (truncated, invalid UTF-8, trailing bytes, numbers that overflow a double) returns
 // InvalidArgument and leaves `*out` empty. `*error`, when not null, tells the kinds apart.

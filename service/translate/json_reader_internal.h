@@ -86,6 +86,14 @@ enum class StreamResult {
 StreamResult StreamTextToMessage(std::string_view json, const std::string_view* member,
                                  google::protobuf::Message* out, size_t* error_byte);
 
+// The text reader's fast pass alone (RapidJSON's SAX reader driving the same frames; ReadText
+// runs it before StreamTextToMessage): true when it read the whole document into `*out`, exactly
+// as StreamTextToMessage would; false (`*out` in any state) when the text must go nlohmann's way:
+// RapidJSON refused it, a string or key is not well-formed UTF-8, it holds a NUL byte, or the
+// frames had to redo.
+bool FastTextToMessage(std::string_view json, const std::string_view* member,
+                       google::protobuf::Message* out);
+
 }  // namespace sag::translate::internal
 
 #endif  // SAG_SERVICE_TRANSLATE_JSON_READER_INTERNAL_H_

@@ -1,11 +1,12 @@
 // libFuzzer target: REST JSON -> protobuf -> REST JSON through the gateway's translator.
 // The first byte picks a response message of the 14 operations (or an input model); the rest is
 // the JSON document. Properties checked: no crash (ASan/UBSan); the text reader
-// (JsonTextToMessage, nlohmann's SAX parser) agrees with the DOM reader (JsonToMessage on the
-// parsed document) on syntax errors, on OK / error (same status) and on the message, both for
-// the document and for its "data" member; when its streaming pass reads the document alone, that
-// message is the DOM's; and a document that translates comes back identical after a second
-// round trip (MessageToJson is a fixed point).
+// (JsonTextToMessage: RapidJSON's SAX parser, else nlohmann's) agrees with the DOM reader
+// (JsonToMessage on the parsed document) on syntax errors, on OK / error (same status) and on the
+// message, both for the document and for its "data" member; when its fast pass (RapidJSON) or its
+// streaming pass (nlohmann) reads the document alone, that message is the DOM's, and the fast
+// pass never reads a text nlohmann refuses; and a document that translates comes back identical
+// after a second round trip (MessageToJson is a fixed point).
 #include <google/protobuf/message.h>
 #include <google/protobuf/util/field_comparator.h>
 #include <google/protobuf/util/message_differencer.h>
@@ -87,10 +88,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::unique_ptr<Message> streamed = New(desc);
   const auto stream =
       sag::translate::internal::StreamTextToMessage(text, nullptr, streamed.get(), nullptr);
+  std::unique_ptr<Message> fast = New(desc);
+  const bool fast_read = sag::translate::internal::FastTextToMessage(text, nullptr, fast.get());
   std::unique_ptr<Message> from_text = New(desc);
   TextError error = TextError::kNone;
   const absl::Status text_status = sag::translate::JsonTextToMessage(text, from_text.get(), &error);
   if (json.is_discarded()) {
+    if (fast_read) std::abort();
     if (stream != sag::translate::internal::StreamResult::kSyntax) std::abort();
     if (text_status.ok() || error != TextError::kSyntax) std::abort();
     return 0;
@@ -106,6 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (!status.ok() || !Same(*streamed, *first))) {
     std::abort();
   }
+  if (fast_read && (!status.ok() || !Same(*fast, *first))) std::abort();
   if (!status.ok()) return 0;
   nlohmann::json out = sag::translate::MessageToJson(*first);
   (void)out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);

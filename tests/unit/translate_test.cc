@@ -5,8 +5,8 @@
 // operation's response `data` model and each input model, a document with every field and one
 // with only the required fields, in three variants that between them use every enum value and
 // every member of every anyOf. Every document is read both ways, from its DOM (JsonToMessage) and
-// from its text (JsonTextToMessage, nlohmann's SAX parser), and both must give the same message
-// and the same error.
+// from its text (JsonTextToMessage: RapidJSON's SAX parser, else nlohmann's), and both must give
+// the same message and the same error.
 
 #include <atomic>
 #include <cctype>
@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/casts.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -393,6 +394,13 @@ TEST_P(TranslateRoundTripTest, JsonToProtoToJsonIsIdentity) {
   EXPECT_EQ(internal::StreamTextToMessage(envelope, &data, member.get(), nullptr),
             internal::StreamResult::kRead);
   EXPECT_TRUE(Same(*member, *msg)) << envelope;
+  // RapidJSON's fast pass reads both alone, to the same message.
+  std::unique_ptr<pb::Message> fast = NewMessage(d);
+  EXPECT_TRUE(internal::FastTextToMessage(doc.dump(), nullptr, fast.get())) << doc.dump();
+  EXPECT_TRUE(Same(*fast, *msg)) << doc.dump();
+  std::unique_ptr<pb::Message> fast_member = NewMessage(d);
+  EXPECT_TRUE(internal::FastTextToMessage(envelope, &data, fast_member.get())) << envelope;
+  EXPECT_TRUE(Same(*fast_member, *msg)) << envelope;
 
   // The message survives the wire (map entries, Struct, oneofs) unchanged.
   std::unique_ptr<pb::Message> parsed = NewMessage(d);
@@ -1155,6 +1163,87 @@ TEST(TranslateTextTest, HostileDocumentsGiveTheDomErrors) {
   v1::AudienceRunInfo run;
   EXPECT_TRUE(BothWays(R"({"id": ")" + std::string(1 << 20, 'x') + R"("})", &run).ok());
   EXPECT_EQ(run.id().size(), 1u << 20);
+}
+
+// RapidJSON's fast pass reads only what nlohmann reads the same way; everything else goes the
+// nlohmann way, so the answer (error, byte, JSON path) is nlohmann's.
+TEST(TranslateTextTest, TheFastPassLeavesToNlohmannWhatItCannotReadTheSameWay) {
+  struct Case {
+    std::string text;
+    bool fast;  // whether the fast pass may read it
+  };
+  const std::vector<Case> cases = {
+      // nlohmann refuses a lone low surrogate; RapidJSON 1.1 would let it through as bad UTF-8,
+      // even in a key the message does not know.
+      {R"({"surprise": "\udc00", "id": "a"})", false},
+      {R"({"\udc00": 1, "id": "a"})", false},
+      {R"({"surprise": "\ud83d\ude00", "id": "a\u00e9"})", true},  // a pair, and an escape
+      {std::string("{\"id\": \"a\"}\0x", 13), false},              // RapidJSON reads NUL as the end
+      {std::string("{\"id\": \"a\0b\"}", 13), false},
+      {R"({"id": "a\u0000b"})", true},                       // an escaped NUL is text
+      {"\xEF\xBB\xBF{\"id\": \"a\"}", false},                // a byte order mark
+      {"{\"id\": \"a\xC0\xAF\"}", false},                    // overlong UTF-8
+      {"{\"id\": \"a\xED\xA0\x80\"}", false},                // an encoded surrogate
+      {"{\"id\": \"\xE2\x82\xAC\xF0\x9F\x98\x80\"}", true},  // valid multi-byte UTF-8
+      {R"({"id": "a", "surprise": 1e400})", false},          // past a double
+      {R"({"id": "a", "surprise": [1e-400, -0, -0.0, 18446744073709551616]})", true},
+      {R"({"id": "a"} )", true},
+      {R"({"id": "a"} x)", false},
+      {R"({"id": "a", "id": "b"})", false},  // a duplicate: the frames redo
+  };
+  for (const Case& c : cases) {
+    v1::AudienceRunInfo fast;
+    EXPECT_EQ(internal::FastTextToMessage(c.text, nullptr, &fast), c.fast) << c.text;
+    v1::AudienceRunInfo from_text;
+    TextError error = TextError::kNone;
+    const absl::Status status = JsonTextToMessage(c.text, &from_text, &error);
+    const Json j = Json::parse(c.text, nullptr, false);
+    if (j.is_discarded()) {
+      EXPECT_EQ(error, TextError::kSyntax) << c.text;
+      EXPECT_FALSE(c.fast) << c.text;
+      continue;
+    }
+    v1::AudienceRunInfo dom;
+    EXPECT_EQ(status, JsonToMessage(j, &dom)) << c.text;
+    EXPECT_TRUE(Same(from_text, dom)) << c.text;
+    if (c.fast) {
+      EXPECT_TRUE(Same(fast, dom)) << c.text;
+    }
+  }
+  // Numbers at the edges read as nlohmann reads them (signed only when negative; doubles
+  // correctly rounded); a number the field cannot hold makes the frames redo.
+  for (const std::string number :
+       {"-0", "0", "-1", "4294967295", "4294967296", "-2147483649", "9223372036854775807",
+        "-9223372036854775808", "18446744073709551615", "1.7976931348623157e308",
+        "2.2250738585072011e-308", "4.9406564584124654e-324", "0.1", "1e23", "8.98846567431158e307",
+        "123456789012345678901234567890", "1E2", "-1e-2"}) {
+    const std::string text = R"({"count": )" + number + R"(, "uniqueCount": )" + number + "}";
+    v1::AudienceSize fast;
+    const bool read = internal::FastTextToMessage(text, nullptr, &fast);
+    v1::AudienceSize dom;
+    const absl::Status status = JsonToMessage(Json::parse(text), &dom);
+    EXPECT_EQ(read, status.ok()) << text << ": " << status;
+    if (read) {
+      EXPECT_TRUE(Same(fast, dom)) << text;
+    }
+    v1::AudienceSize from_text;
+    EXPECT_EQ(JsonTextToMessage(text, &from_text), status) << text;
+    EXPECT_TRUE(Same(from_text, dom)) << text;
+  }
+  // Doubles, where a double field holds them exactly as nlohmann (strtod) read them.
+  for (const std::string number :
+       {"0.1", "1e23", "2.2250738585072011e-308", "4.9406564584124654e-324",
+        "1.7976931348623157e308", "123456789012345678901234567890", "-0", "-0.0", "1e-400"}) {
+    const std::string text = "[" + number + "]";
+    pb::ListValue fast;
+    ASSERT_TRUE(internal::FastTextToMessage(text, nullptr, &fast)) << text;
+    pb::ListValue dom;
+    ASSERT_TRUE(JsonToMessage(Json::parse(text), &dom).ok()) << text;
+    ASSERT_EQ(fast.values_size(), 1);
+    EXPECT_EQ(absl::bit_cast<uint64_t>(fast.values(0).number_value()),
+              absl::bit_cast<uint64_t>(dom.values(0).number_value()))
+        << text;
+  }
 }
 
 TEST(TranslateTextTest, DuplicateKeysAndKeyOrderAsInTheDom) {
