@@ -280,7 +280,11 @@ def main():
         "idle " + fmt(mb(get(memory, "rss_idle_kb")), "{:.1f}") + ", budget " +
         fmt(budget_mb, "{:.0f}"),
         "< budget: " + goal(get(memory, "rss_peak_kb"),
-                            lambda v: budget_mb is not None and v / 1024.0 < budget_mb))
+                            lambda v: budget_mb is not None and v / 1024.0 < budget_mb),
+        why="each accepted call is charged what bench_memory measured it to cost "
+        "(service/common/memory_budget.h, CallCosts); a peak over the budget means a call costs "
+        "more than it is charged on this build or machine: re-measure (RSS per parked call, "
+        "below) and raise the charge")
     row("memory budget", "calls parked / refused",
         fmt(get(memory, "parked")) + " / " + fmt(get(memory, "refused")))
     hp99 = get(memory, "health_p99_ms")
