@@ -113,9 +113,10 @@ def main():
     cpu_ratio = get(hops, "this", "cpu_ratio_one_to_many", "value")
     row("1 hops", "CPU per call, 1 in flight / %s" % many, fmt(cpu_ratio, "{:.2f}"), "",
         "<= 1.2: " + goal(cpu_ratio, lambda v: v <= 1.2),
-        why="at 1 in flight each call pays ~9 thread wake-ups that batch at 16, ~6 of them gRPC's "
-        "own nexting threads (bench_hops prints sleeps per call by thread); next: measure gRPC's "
-        "polling options (GRPC_POLL_STRATEGY, one completion queue) before any change of ours")
+        why="at 1 in flight a call pays ~7 thread wake-ups that batch to ~3 at 16, most of them in "
+        "gRPC's own callback threads (bench_hops prints sleeps per call by thread: 4.4 of 7.2 in "
+        "gRPC's nexting_thread, 2026-12-03); next: measure gRPC's polling and executor options "
+        "before any change of ours")
     row("1 hops", "busiest gateway thread at %s in flight, CPU per call (us)" % many,
         fmt(get(hops, "this", "busiest_thread", "cpu_us_per_call")) + " (" +
         str(get(hops, "this", "busiest_thread", "name")) + ")")
