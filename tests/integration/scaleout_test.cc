@@ -169,8 +169,18 @@ TEST_F(ScaleOutTest, AWriteThroughOneReplicaIsSeenThroughTheOthers) {
   create.mutable_audience()->mutable_definition()->set_query("event('x').count() >= 1");
   v1::CreateAudienceResponse created;
   ASSERT_TRUE(replicas_[0]->stub().CreateAudience(Context().get(), create, &created).ok());
-  EXPECT_EQ(list(*replicas_[1]), 1);
-  EXPECT_EQ(list(*replicas_[2]), 1);
+  // The others' subscribers are one socket read behind the writer's publish
+  // (service/redis/redis_invalidation.h): almost always done before the caller lists again, and
+  // always within a bound. (Listing at once failed once, in a clean-clone run on a loaded machine.)
+  for (size_t i : {1, 2}) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    int seen = list(*replicas_[i]);
+    while (seen != 1 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+      seen = list(*replicas_[i]);
+    }
+    EXPECT_EQ(seen, 1) << "replica " << i << " still lists the stale page after 5 s";
+  }
 }
 
 TEST_F(ScaleOutTest, RedisDownFallsBackAndComesBackWithoutAnyCallerError) {
